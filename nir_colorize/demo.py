@@ -1,0 +1,42 @@
+"""`make demo`: train on the embedded sample, evaluate the best checkpoint, colorize images.
+
+Runs the three public entry points one after the other, exactly as a user would type them,
+and prints where everything went.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from nir_colorize import PROJECT_ROOT
+
+DEMO_DIR = PROJECT_ROOT / "logs" / "demo"
+
+
+def sh(args: list[str]) -> None:
+    print(f"\n$ {shlex.join(args)}", flush=True)
+    subprocess.run(args, check=True, cwd=PROJECT_ROOT)
+
+
+def main() -> None:
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    run_dir = DEMO_DIR / stamp
+    py = [sys.executable, "-m"]
+    sh(py + ["nir_colorize.train", "+experiment=demo", f"hydra.run.dir={run_dir}/train"])
+    ckpt = run_dir / "train" / "checkpoints" / "best.ckpt"
+    sh(py + ["nir_colorize.eval", f"ckpt_path={ckpt}", f"hydra.run.dir={run_dir}/eval"])
+    inputs = PROJECT_ROOT / "data" / "sample" / "Testing"
+    sh(py + ["nir_colorize.predict", f"ckpt_path={ckpt}", f"input={inputs}", f"output={run_dir}/predictions",
+             f"hydra.run.dir={run_dir}/predict"])
+    print(f"\nDemo finished. Everything is under {run_dir}:")
+    print(f"  training run, checkpoints, metrics.csv: {run_dir / 'train'}")
+    print(f"  evaluation (metrics.md/json, per_image.csv): {run_dir / 'eval'}")
+    print(f"  colorized PNGs: {run_dir / 'predictions'}")
+
+
+if __name__ == "__main__":
+    main()

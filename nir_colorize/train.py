@@ -1,0 +1,66 @@
+"""Train (and test) a colorization model: ``python -m nir_colorize.train [overrides]``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from nir_colorize import CONFIG_DIR
+from nir_colorize.module import ColorizationModule
+from nir_colorize.results import write_results
+from nir_colorize.utils.instantiate import instantiate_callbacks, instantiate_loggers
+
+log = logging.getLogger(__name__)
+
+
+def stage_labels(cfg: DictConfig) -> dict[str, str]:
+    """Row labels of the metric table: the model's name, and with its fusion."""
+    model = cfg.model.name
+    return {"raw": model, "bfwls": f"{model} + BFWLS"}
+
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    """Fit, then test the best checkpoint; returns the final callback metrics."""
+    L.seed_everything(cfg.seed, workers=True)
+    out = Path(cfg.paths.output_dir)
+    datamodule = instantiate(cfg.data)
+    module = ColorizationModule(model=OmegaConf.to_container(cfg.model), **OmegaConf.to_container(cfg.module))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=instantiate_callbacks(cfg),
+                                     logger=instantiate_loggers(cfg) or False)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    if cfg.train:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if cfg.test:
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if not best and not trainer.fast_dev_run:
+            log.warning("no best checkpoint: testing the current weights")
+        trainer.test(module, datamodule=datamodule, ckpt_path=best or None)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+        if trainer.is_global_zero:
+            paths = write_results(out / "test", module.test_rows,
+                                  {"title": f"Test metrics: {cfg.model.name}", "checkpoint": best,
+                                   "data": cfg.data.source.get("root")}, stage_labels(cfg))
+            log.info("test metrics:\n%s", paths["md"].read_text())
+    if trainer.is_global_zero:
+        ckpt_dir = out / "checkpoints"
+        print(f"\nrun directory: {out}\n  checkpoints: {ckpt_dir if ckpt_dir.exists() else '(none)'}\n"
+              f"  metrics: {out / 'csv' / 'metrics.csv'}\n  test results: {out / 'test'}")
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    metrics = run(cfg)
+    value = metrics.get(cfg.get("optimized_metric") or "")
+    return value
+
+
+if __name__ == "__main__":
+    main()
