@@ -10,7 +10,6 @@ import shlex
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from nir_colorize import PROJECT_ROOT
 

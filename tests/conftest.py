@@ -1,0 +1,51 @@
+"""Shared fixtures: no network, offline W&B, paths to the embedded sample."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from omegaconf import DictConfig
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["WANDB_MODE"] = "offline"
+os.environ.setdefault("WANDB_SILENT", "true")
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "data" / "sample"
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    return SAMPLE
+
+
+@pytest.fixture
+def sample_copy(tmp_path: Path) -> Path:
+    """A writable copy of the VCIP-layout part of the sample."""
+    dst = tmp_path / "sample"
+    for sub in ("NIR", "RGB-Registered", "Validation", "Testing"):
+        shutil.copytree(SAMPLE / sub, dst / sub)
+    return dst
+
+
+QUICK = ["trainer.accelerator=cpu", "data.num_workers=0"]
+
+
+def train_cfg(tmp_path: Path, *overrides: str, name: str = "run") -> DictConfig:
+    """A train config on the sample writing to ``tmp_path / name``."""
+    from nir_colorize.utils.compose import compose_config
+
+    return compose_config("train", [*QUICK, f"paths.log_dir={tmp_path}", *overrides], output_dir=tmp_path / name)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LinkNet trained two short epochs on the sample, checkpoints best (by val/psnr) and last."""
+    from nir_colorize import train
+
+    tmp = tmp_path_factory.mktemp("trained")
+    train.run(train_cfg(tmp, "trainer.max_epochs=2", "trainer.limit_train_batches=3", "test=false"))
+    return tmp / "run"
