@@ -28,9 +28,10 @@ def main() -> None:
     sh(py + ["nir_colorize.train", "+experiment=demo", f"hydra.run.dir={run_dir}/train"])
     ckpt = run_dir / "train" / "checkpoints" / "best.ckpt"
     sh(py + ["nir_colorize.eval", f"ckpt_path={ckpt}", f"hydra.run.dir={run_dir}/eval"])
-    inputs = PROJECT_ROOT / "data" / "sample" / "Testing"
-    sh(py + ["nir_colorize.predict", f"ckpt_path={ckpt}", f"input={inputs}", f"output={run_dir}/predictions",
-             f"hydra.run.dir={run_dir}/predict"])
+    # the test NIR images (256x256), then the full-resolution nirscene1 originals (any size works)
+    for inputs in ("data/sample/Testing/testing_*_nir_reg.png", "data/sample/nirscene1/*/*_nir.tiff"):
+        sh(py + ["nir_colorize.predict", f"ckpt_path={ckpt}", f"input={inputs}", f"output={run_dir}/predictions",
+                 f"hydra.run.dir={run_dir}/predict"])
     print(f"\nDemo finished. Everything is under {run_dir}:")
     print(f"  training run, checkpoints, metrics.csv: {run_dir / 'train'}")
     print(f"  evaluation (metrics.md/json, per_image.csv): {run_dir / 'eval'}")
