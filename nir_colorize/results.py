@@ -8,10 +8,20 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-# Column order and headers of the paper's Table 1 / Table 2, then the extra metrics.
+from nir_colorize.metrics.color import SAMPLES_PER_DEGREE
+
+# Column order and headers of the paper's Table 1 / Table 2 (Method | MAE | PSNR | SSIM | S-CIELAB | LPIPS, where
+# the paper's "S-CIELAB" is Eq. 15, our delta_e_ab, and its "LPIPS" is Eq. 16, our lpips_ab), then the extra metrics.
 COLUMNS = {
-    "mae": "MAE", "psnr": "PSNR", "ssim": "SSIM", "delta_e_ab": "S-CIELAB (paper, ΔE ab)",
-    "s_cielab": "S-CIELAB (Zhang-Wandell)", "lpips_ab": "LPIPS (paper, ab)", "lpips": "LPIPS", "ae_deg": "AE (deg)",
+    "mae": "MAE", "psnr": "PSNR", "ssim": "SSIM", "delta_e_ab": "S-CIELAB", "lpips_ab": "LPIPS",
+    "s_cielab": "S-CIELAB (Zhang-Wandell)", "lpips": "LPIPS (RGB)", "ae_deg": "AE (deg)",
+}
+NOTES = {
+    "delta_e_ab": "S-CIELAB: the paper's Eq. 15, mean CIELAB (a, b) distance (`delta_e_ab`)",
+    "lpips_ab": "LPIPS: the paper's Eq. 16, LPIPS (AlexNet v0.1) of the images with L* set to 50 (`lpips_ab`)",
+    "s_cielab": f"S-CIELAB (Zhang-Wandell): true S-CIELAB at {SAMPLES_PER_DEGREE:g} pixels/degree (`s_cielab`)",
+    "lpips": "LPIPS (RGB): LPIPS (AlexNet v0.1) of the RGB images (`lpips`)",
+    "ae_deg": "AE: VCIP 2020 challenge mean angular error between RGB vectors, degrees (`ae_deg`)",
 }
 
 
@@ -37,6 +47,9 @@ def markdown_table(summary: dict[str, dict[str, float]], labels: dict[str, str] 
     for stage, values in summary.items():
         cells = [f"{values[m]:.4f}" if m in values else "" for m in metrics]
         lines.append(f"| {labels.get(stage, stage)} | " + " | ".join(cells) + f" | {int(values['images'])} |")
+    notes = [NOTES[m] for m in metrics if m in NOTES]
+    if notes:
+        lines += ["", "Mean over images. " + "; ".join(notes) + ". Definitions: docs/metrics.md."]
     return "\n".join(lines) + "\n"
 
 
