@@ -1,15 +1,20 @@
 """Data: image I/O, pair sources, datasets and the LightningDataModule."""
 
 from nir_colorize.data.datamodule import NIRDataModule
+from nir_colorize.data.folder import FolderPairs
 from nir_colorize.data.io import ImageReadError, read_image, read_nir, read_rgb, write_png
+from nir_colorize.data.nirscene1 import NIRScene1, prepare_nirscene1
 from nir_colorize.data.pairs import VCIP2020, DatasetError, Pair
 
 __all__ = [
     "VCIP2020",
     "DatasetError",
+    "FolderPairs",
+    "NIRScene1",
     "ImageReadError",
     "NIRDataModule",
     "Pair",
+    "prepare_nirscene1",
     "read_image",
     "read_nir",
     "read_rgb",

@@ -8,11 +8,12 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from nir_colorize.data.dataset import PairDataset
-from nir_colorize.data.pairs import Pair, check_pairs
+from nir_colorize.data.pairs import DatasetError, Pair, check_pairs
 
 
 class PairSource(Protocol):
-    """Anything that lists the pairs of a split: ``train``, ``val`` or ``test``."""
+    """Anything that lists the pairs of a split: ``train``, ``val`` or ``test``. A source that must
+    prepare files first (``NIRScene1``) also has ``prepare()``, run once per node by Lightning."""
 
     def pairs(self, split: str) -> list[Pair]: ...
 
@@ -20,8 +21,10 @@ class PairSource(Protocol):
 class NIRDataModule(L.LightningDataModule):
     """Train on random crops (``crop_size``) with flips; validate and test on whole images.
 
-    Every split is checked when it is set up (readable headers, partners, sizes, crop size),
-    so a bad file stops the run before training starts, with its name in the error.
+    Every split is checked when it is set up (each file decoded in full, partners, sizes, crop size,
+    not empty), so a bad file stops the run before training starts, with its name in the error.
+    ``check_cache``: a JSON file recording files already found good, so that the check decodes each
+    file once, not once per run (None: no record).
     """
 
     def __init__(
@@ -33,6 +36,7 @@ class NIRDataModule(L.LightningDataModule):
         eval_batch_size: int = 1,
         num_workers: int = 0,
         pin_memory: bool = False,
+        check_cache: str | None = None,
     ) -> None:
         super().__init__()
         self.source = source
@@ -42,25 +46,49 @@ class NIRDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
+        self.check_cache = check_cache
         self.datasets: dict[str, PairDataset] = {}
 
     def split(self, name: str) -> PairDataset:
         """The dataset of split ``name``, built and checked on first use."""
         if name not in self.datasets:
-            pairs = self.source.pairs(name)
+            try:
+                pairs, known = self.source.pairs(name), []
+            except DatasetError as err:  # unpartnered files: check the complete pairs too, report all at once
+                if err.pairs is None:
+                    raise
+                pairs, known = err.pairs, err.problems
             crop = self.crop_size if name == "train" else None
-            check_pairs(pairs, crop, f"{name} split")
+            check_pairs(pairs, crop, f"{name} split", cache=self.check_cache, problems=known)
             self.datasets[name] = PairDataset(pairs, crop=crop, flip=self.flip and name == "train")
         return self.datasets[name]
 
+    def prepare_data(self) -> None:
+        """Prepare the source's files (e.g. nirscene1 crops) once, before ``setup`` on every process."""
+        prepare = getattr(self.source, "prepare", None)
+        if callable(prepare):
+            prepare()
+
+    def build(self, names: list[str]) -> None:
+        """Build and check the splits ``names``; one DatasetError names every bad file of all of them."""
+        errors = []
+        for name in names:
+            try:
+                self.split(name)
+            except DatasetError as err:
+                errors.append(err)
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise DatasetError.listing(f"{' and '.join(names)} splits", [p for e in errors for p in e.problems])
+
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit"):
-            self.split("train")
-            self.split("val")
+            self.build(["train", "val"])
         if stage == "validate":
-            self.split("val")
+            self.build(["val"])
         if stage == "test":
-            self.split("test")
+            self.build(["test"])
 
     def _loader(self, name: str, batch_size: int, shuffle: bool) -> DataLoader:
         return DataLoader(

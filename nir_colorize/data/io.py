@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import png  # pypng: Pillow reads 16-bit colour PNGs as 8-bit
 import tifffile
 from PIL import Image
 
 IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"}
+
+# Largest channel difference (on [0, 1]) of an NIR file stored as three "identical" channels:
+# two 8-bit levels, so that lossy JPEG round-off passes and a colour image does not.
+NIR_CHANNEL_TOLERANCE = 2.0 / 255.0
 
 
 class ImageReadError(ValueError):
@@ -39,10 +46,33 @@ def _to_float(arr: np.ndarray, path: Path) -> np.ndarray:
     raise ImageReadError(path, f"unsupported pixel type {arr.dtype} (use 8- or 16-bit images)")
 
 
+def _decode_png16(path: Path) -> np.ndarray:
+    """A 16-bit colour PNG with pypng, keeping all 16 bits (alpha is dropped later)."""
+    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+    arr = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
+    return arr.reshape(height, width, info["planes"])
+
+
+def _decode_tiff(path: Path) -> np.ndarray:
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if not len(tif.pages):  # e.g. cut before its directory, which may sit at the end of the file
+                raise ValueError("no image directory: truncated or damaged TIFF")
+            return np.asarray(tif.asarray())
+    except ValueError as exc:  # a compression tifffile cannot decode without imagecodecs (LZW, JPEG)
+        if "imagecodecs" not in str(exc):
+            raise
+    with Image.open(path) as im:
+        im.load()
+        return np.asarray(im)
+
+
 def _decode(path: Path) -> np.ndarray:
     if path.suffix.lower() in {".tif", ".tiff"}:
-        return np.asarray(tifffile.imread(path))
+        return _decode_tiff(path)
     with Image.open(path) as im:
+        if im.format == "PNG" and im.mode in {"RGB", "RGBA"} and any(";16" in t.args for t in im.tile):
+            return _decode_png16(path)
         im.load()
         if im.mode in {"I;16", "I;16B", "I;16L"}:
             return np.asarray(im, dtype=np.uint16)
@@ -78,11 +108,14 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def read_nir(path: str | os.PathLike) -> np.ndarray:
-    """Read an NIR image as (H, W, 1); a 3-channel file must have identical channels."""
+    """Read an NIR image as (H, W, 1); a 3-channel file must have identical channels
+    (within ``NIR_CHANNEL_TOLERANCE``, for JPEG round-off); the first one is kept."""
     arr = read_image(path)
     if arr.shape[-1] == 3:
-        if not (np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])):
-            raise ImageReadError(path, "NIR image has three different channels (expected a gray image)")
+        diff = max(float(np.abs(arr[..., 0] - arr[..., c]).max()) for c in (1, 2))
+        if diff > NIR_CHANNEL_TOLERANCE:
+            raise ImageReadError(path, f"NIR image has three different channels (they differ by up to "
+                                       f"{diff * 255:.0f}/255; expected a gray image or three identical channels)")
         arr = arr[..., :1]
     return arr
 
@@ -114,20 +147,35 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """Write a [0, 1] float (H, W, 3|1) image as 8-bit PNG atomically (temp file + rename)."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed to ``path`` (atomic on one
+    file system), on any error or interruption it is deleted. A reader never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    arr = to_uint8(image)
-    if arr.ndim == 3 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png.part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     try:
-        Image.fromarray(arr).save(tmp, format="PNG")
+        yield Path(tmp)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file + rename)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Write a [0, 1] float (H, W, 3|1) image as 8-bit PNG atomically (temp file + rename)."""
+    arr = to_uint8(image)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr).save(tmp, format="PNG")
+    return Path(path)
