@@ -8,7 +8,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from nir_colorize.metrics import build_metrics, per_image
+from nir_colorize.metrics import build_metrics, per_image, update_from_values
 from nir_colorize.models import build_model
 
 VAL_METRICS = ("mae", "psnr", "ssim")
@@ -70,9 +70,9 @@ class ColorizationModule(L.LightningModule):
 
     def test_step(self, batch: dict, batch_idx: int) -> dict:
         pred = self(batch["nir"]).clamp(0, 1)
-        self.test_metrics.update(pred, batch["rgb"])
+        values = per_image(pred, batch["rgb"], list(self.hparams.test_metrics))  # once per image: LPIPS is costly
+        update_from_values(self.test_metrics, values)
         self.log_dict(self.test_metrics, on_epoch=True, batch_size=len(batch["nir"]))
-        values = per_image(pred, batch["rgb"], list(self.hparams.test_metrics))
         for i, name in enumerate(batch["name"]):
             self.test_rows.append({"name": name, "stage": "raw", **{k: float(v[i]) for k, v in values.items()}})
         return {"pred": pred}

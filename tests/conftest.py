@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,18 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("trained")
     train.run(train_cfg(tmp, "trainer.max_epochs=2", "trainer.limit_train_batches=3", "test=false"))
     return tmp / "run"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def converted_weights() -> Path:
+    """LPIPS AlexNet features (test metrics need them); prepared through the install command if missing."""
+    from nir_colorize.metrics import lpips_weights as lw
+
+    path = lw.converted_path()
+    if not path.is_file() or not lw.flax_ckpt_path().is_file():
+        result = subprocess.run([sys.executable, "-m", "nir_colorize.metrics.lpips_weights", "--prepare"],
+                                cwd=ROOT, capture_output=True, text=True)
+        if result.returncode or not path.is_file():
+            pytest.fail(f"LPIPS weights are missing and `{lw.PREPARE_COMMAND}` (run by `make install`) failed "
+                        f"(rc {result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return path

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -55,19 +53,6 @@ def batch(images) -> tuple[torch.Tensor, torch.Tensor, list[tuple[np.ndarray, np
     pred = torch.cat([to_tensor(p) for p, _ in pairs])
     target = torch.cat([to_tensor(t) for _, t in pairs])
     return pred, target, pairs
-
-
-@pytest.fixture(scope="session")
-def converted_weights() -> Path:
-    """The converted AlexNet features; prepared through the install command if this machine lacks them."""
-    path = lw.converted_path()
-    if not path.is_file() or not lw.flax_ckpt_path().is_file():
-        result = subprocess.run([sys.executable, "-m", "nir_colorize.metrics.lpips_weights", "--prepare"],
-                                cwd=ROOT, capture_output=True, text=True)
-        if result.returncode or not path.is_file():
-            pytest.fail(f"LPIPS weights are missing and `{lw.PREPARE_COMMAND}` (run by `make install`) failed "
-                        f"(rc {result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return path
 
 
 # --- MAE, PSNR, SSIM -------------------------------------------------------------------------------------------

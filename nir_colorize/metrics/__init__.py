@@ -5,7 +5,7 @@ S-CIELAB; ``perceptual`` and ``lpips_weights``: LPIPS with offline ImageNet Alex
 ``collection``: torchmetrics ``ImageMean`` and ``build_metrics``.
 """
 
-from nir_colorize.metrics.collection import ImageMean, build_metrics
+from nir_colorize.metrics.collection import ImageMean, build_metrics, update_from_values
 from nir_colorize.metrics.functional import (
     ALL_METRICS,
     FUNCTIONS,
@@ -22,4 +22,4 @@ from nir_colorize.metrics.functional import (
 )
 
 __all__ = ["ALL_METRICS", "FUNCTIONS", "HIGHER_IS_BETTER", "ImageMean", "ae_deg", "build_metrics", "delta_e_ab",
-           "lpips", "lpips_ab", "mae", "per_image", "psnr", "s_cielab", "ssim"]
+           "lpips", "lpips_ab", "mae", "per_image", "psnr", "s_cielab", "ssim", "update_from_values"]

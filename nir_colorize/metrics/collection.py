@@ -30,8 +30,13 @@ class ImageMean(Metric):
     def fn(self):
         return FUNCTIONS[self.metric_name]
 
-    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        values = per_image(pred, target, [self.metric_name])[self.metric_name]
+    def update(self, pred: torch.Tensor | None = None, target: torch.Tensor | None = None, *,
+               values: torch.Tensor | None = None) -> None:
+        """Add a batch: images ``pred``/``target``, or per-image ``values`` already computed (no recompute)."""
+        if values is None:
+            if pred is None or target is None:
+                raise ValueError(f"{self.metric_name}: update needs pred and target, or values")
+            values = per_image(pred, target, [self.metric_name])[self.metric_name]
         self.total += values.double().sum()
         self.count += values.numel()
 
@@ -49,4 +54,10 @@ def build_metrics(names: Sequence[str], prefix: str = "") -> MetricCollection:
     return MetricCollection({name: ImageMean(name) for name in names}, prefix=prefix, compute_groups=False)
 
 
-__all__ = ["ImageMean", "build_metrics"]
+def update_from_values(collection: MetricCollection, values: dict[str, torch.Tensor]) -> None:
+    """Feed per-image ``values`` (``per_image``'s output) to a ``build_metrics`` collection."""
+    for name, metric in collection.items(keep_base=True):
+        metric.update(values=values[name])
+
+
+__all__ = ["ImageMean", "build_metrics", "update_from_values"]
