@@ -21,20 +21,62 @@ import torch.nn.functional as F
 COARSE_SIZE = 256  # pixels of the coarsest grid, solved by a dense Cholesky factorisation
 
 
-def _left(x: torch.Tensor) -> torch.Tensor:  # out[i, j] = x[i, j - 1]
-    return F.pad(x[..., :, :-1], (1, 0))
+# Shifts by a flat offset of the contiguous (..., H, W) array: contiguous copies are several times
+# faster than strided ones (F.pad or column slices) on CPU; the wrapped-around column/row is zeroed.
+def _left(x: torch.Tensor) -> torch.Tensor:  # out[i, j] = x[i, j - 1], 0 at j = 0
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    out.flatten(-2)[..., 1:] = x.flatten(-2)[..., :-1]
+    out[..., :, 0] = 0
+    return out
 
 
-def _right(x: torch.Tensor) -> torch.Tensor:  # out[i, j] = x[i, j + 1]
-    return F.pad(x[..., :, 1:], (0, 1))
+def _right(x: torch.Tensor) -> torch.Tensor:  # out[i, j] = x[i, j + 1], 0 at the last column
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    out.flatten(-2)[..., :-1] = x.flatten(-2)[..., 1:]
+    out[..., :, -1] = 0
+    return out
 
 
-def _up(x: torch.Tensor) -> torch.Tensor:  # out[i, j] = x[i - 1, j]
-    return F.pad(x[..., :-1, :], (0, 0, 1, 0))
+def _up(x: torch.Tensor) -> torch.Tensor:  # out[i, j] = x[i - 1, j], 0 at i = 0
+    out = torch.empty_like(x)
+    out[..., 1:, :] = x[..., :-1, :]
+    out[..., 0, :] = 0
+    return out
 
 
-def _down(x: torch.Tensor) -> torch.Tensor:  # out[i, j] = x[i + 1, j]
-    return F.pad(x[..., 1:, :], (0, 0, 0, 1))
+def _down(x: torch.Tensor) -> torch.Tensor:  # out[i, j] = x[i + 1, j], 0 at the last row
+    out = torch.empty_like(x)
+    out[..., :-1, :] = x[..., 1:, :]
+    out[..., -1, :] = 0
+    return out
+
+
+def _acc_src(out: torch.Tensor, coef: torch.Tensor, x: torch.Tensor, shift: int) -> None:
+    """In place ``out[p] += coef[p - shift] * x[p - shift]`` over flat indices (zero where p - shift is outside).
+
+    Every caller's ``coef`` is zero on the column a horizontal flat shift wraps around, so flat
+    offsets stand for 2-D neighbours.
+    """
+    o, c, v = out.flatten(-2), coef.flatten(-2), x.flatten(-2)
+    if shift > 0:
+        o[..., shift:].addcmul_(c[..., :-shift], v[..., :-shift])
+    elif shift < 0:
+        o[..., :shift].addcmul_(c[..., -shift:], v[..., -shift:])
+    else:
+        o.addcmul_(c, v)
+
+
+def _acc_dst(out: torch.Tensor, coef: torch.Tensor, x: torch.Tensor, shift: int) -> None:
+    """In place ``out[p] += coef[p] * x[p + shift]`` over flat indices (zero where p + shift is outside)."""
+    o, c, v = out.flatten(-2), coef.flatten(-2), x.flatten(-2)
+    if shift > 0:
+        o[..., :-shift].addcmul_(c[..., :-shift], v[..., shift:])
+    elif shift < 0:
+        o[..., -shift:].addcmul_(c[..., -shift:], v[..., :shift])
+    else:
+        o.addcmul_(c, v)
 
 
 def _split(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,25 +90,34 @@ def _split(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, d: torch.Tensor) -
 
 
 def _phases(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    return x[..., 0::2, 0::2], x[..., 0::2, 1::2], x[..., 1::2, 0::2], x[..., 1::2, 1::2]
+    return tuple(x[..., i::2, j::2].contiguous() for i in (0, 1) for j in (0, 1))
 
 
 def _interleave(ee: torch.Tensor, eo: torch.Tensor, oe: torch.Tensor, oo: torch.Tensor) -> torch.Tensor:
-    top = torch.stack([ee, eo], -1).flatten(-2)
-    bottom = torch.stack([oe, oo], -1).flatten(-2)
-    return torch.stack([top, bottom], -2).flatten(-3, -2)
+    out = ee.new_empty(*ee.shape[:-2], 2 * ee.shape[-2], 2 * ee.shape[-1])
+    out[..., 0::2, 0::2], out[..., 0::2, 1::2], out[..., 1::2, 0::2], out[..., 1::2, 1::2] = ee, eo, oe, oo
+    return out
 
 
 class Laplacian5:
     """The operator ``diag(m) + L(ax, ay)``: ``apply`` (matrix-vector product) and its diagonal."""
 
     def __init__(self, m: torch.Tensor, ax: torch.Tensor, ay: torch.Tensor) -> None:
-        self.m, self.ax, self.ay = m, ax, ay
+        self.m, self.ax, self.ay = m.contiguous(), ax.contiguous(), ay.contiguous()
         self.diag = m + ax + _left(ax) + ay + _up(ay)
         self.inv_diag = 1.0 / self.diag
 
     def apply(self, u: torch.Tensor) -> torch.Tensor:
-        return self.diag * u - self.ax * _right(u) - _left(self.ax * u) - self.ay * _down(u) - _up(self.ay * u)
+        """``A u``, with neighbours addressed by flat offsets (1, W) of contiguous arrays (fast)."""
+        W = u.shape[-1]
+        u = u.contiguous().flatten(-2)
+        ax, ay = self.ax.flatten(-2), self.ay.flatten(-2)  # zero last column / row: no wrap-around
+        out = self.diag.flatten(-2) * u
+        out[..., :-1].addcmul_(ax[..., :-1], u[..., 1:], value=-1.0)
+        out[..., 1:].addcmul_(ax[..., :-1], u[..., :-1], value=-1.0)
+        out[..., :-W].addcmul_(ay[..., :-W], u[..., W:], value=-1.0)
+        out[..., W:].addcmul_(ay[..., :-W], u[..., :-W], value=-1.0)
+        return out.unflatten(-1, (-1, W))
 
     def to(self, dtype: torch.dtype) -> Laplacian5:
         return Laplacian5(self.m.to(dtype), self.ax.to(dtype), self.ay.to(dtype))
@@ -127,28 +178,41 @@ class _Elimination:
         self.coarse = (m_ee, cx + d1 * f1 + _up(d1 * g1) + d2 * f2 + _up(d2 * g2),
                        cy + _left(d1 * f1) + d1 * g1 + d2 * f2 + _left(d2 * g2))
 
+        # coefficients of restrict / interpolate, pre-divided by the eliminated points' diagonals
+        self.to_ee = (aw, ae, bn, bs)
+        self.to_oo = (as_, an, be, bw)
+        self.from_ee_oo = tuple(c * k3 for c in self.corners)
+        self.from_eo = (aw * k1, ae * k1, an * k1, as_ * k1)
+        self.from_oe = (bn * k2, bs * k2, bw * k2, be * k2)
+
     def restrict(self, b: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Eliminate the fine points from right-hand side ``b``: the coarse right-hand side and partial solutions."""
         if self.pad != (0, 0):
             b = F.pad(b, (0, self.pad[0], 0, self.pad[1]))
         b_ee, b_eo, b_oe, b_oo = _phases(b)
-        aw, ae, an, as_ = self.eo
-        bn, bs, bw, be = self.oe
+        W = b_ee.shape[-1]
         y_eo, y_oe = b_eo * self.inv_eo, b_oe * self.inv_oe
-        b_ee = b_ee + aw * y_eo + _left(ae * y_eo) + bn * y_oe + _up(bs * y_oe)
-        y_oo = (b_oo + as_ * y_eo + _down(an * y_eo) + be * y_oe + _right(bw * y_oe)) * self.inv_oo
+        aw, ae, bn, bs = self.to_ee
+        _acc_src(b_ee, aw, y_eo, 0), _acc_src(b_ee, ae, y_eo, 1), _acc_src(b_ee, bn, y_oe, 0), _acc_src(b_ee, bs, y_oe, W)
+        as_, an, be, bw = self.to_oo
+        _acc_src(b_oo, as_, y_eo, 0), _acc_src(b_oo, an, y_eo, -W), _acc_src(b_oo, be, y_oe, 0), _acc_src(b_oo, bw, y_oe, -1)
+        y_oo = b_oo.mul_(self.inv_oo)
         nw, ne, sw, se = self.corners
-        b_ee = b_ee + nw * y_oo + _left(ne * y_oo) + _up(sw * y_oo) + _up(_left(se * y_oo))
+        _acc_src(b_ee, nw, y_oo, 0), _acc_src(b_ee, ne, y_oo, 1), _acc_src(b_ee, sw, y_oo, W)
+        _acc_src(b_ee, se, y_oo, W + 1)
         return b_ee, (y_eo, y_oe, y_oo)
 
     def interpolate(self, x_ee: torch.Tensor, partial: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        y_eo, y_oe, y_oo = partial
-        nw, ne, sw, se = self.corners
-        x_r, x_d = _right(x_ee), _down(x_ee)
-        x_oo = y_oo + (nw * x_ee + ne * x_r + sw * x_d + se * _down(x_r)) * self.inv_oo
-        aw, ae, an, as_ = self.eo
-        bn, bs, bw, be = self.oe
-        x_eo = y_eo + (aw * x_ee + ae * x_r + an * _up(x_oo) + as_ * x_oo) * self.inv_eo
-        x_oe = y_oe + (bn * x_ee + bs * x_d + bw * _left(x_oo) + be * x_oo) * self.inv_oe
+        """Back-substitute the eliminated points given the coarse solution ``x_ee``."""
+        x_eo, x_oe, x_oo = partial
+        W = x_ee.shape[-1]
+        nw, ne, sw, se = self.from_ee_oo
+        _acc_dst(x_oo, nw, x_ee, 0), _acc_dst(x_oo, ne, x_ee, 1), _acc_dst(x_oo, sw, x_ee, W)
+        _acc_dst(x_oo, se, x_ee, W + 1)
+        aw, ae, an, as_ = self.from_eo
+        _acc_dst(x_eo, aw, x_ee, 0), _acc_dst(x_eo, ae, x_ee, 1), _acc_dst(x_eo, an, x_oo, -W), _acc_dst(x_eo, as_, x_oo, 0)
+        bn, bs, bw, be = self.from_oe
+        _acc_dst(x_oe, bn, x_ee, 0), _acc_dst(x_oe, bs, x_ee, W), _acc_dst(x_oe, bw, x_oo, -1), _acc_dst(x_oe, be, x_oo, 0)
         return _interleave(x_ee, x_eo, x_oe, x_oo)[..., : self.shape[0], : self.shape[1]]
 
 
@@ -164,14 +228,15 @@ class Multigrid:
             self.ops.append(op if not self.ops else Laplacian5(m, ax, ay))
             self.levels.append(_Elimination(m, ax, ay))
             m, ax, ay = self.levels[-1].coarse
+        self.smoothers = [omega * op.inv_diag for op in self.ops]  # damped Jacobi
         self.coarsest = Laplacian5(m, ax, ay)
         self.chol = torch.linalg.cholesky(self.coarsest.dense())
 
     def __call__(self, b: torch.Tensor, k: int = 0) -> torch.Tensor:
         if k == len(self.levels):
             return torch.cholesky_solve(b.flatten(-2).unsqueeze(-1), self.chol).squeeze(-1).reshape(b.shape)
-        op, w = self.ops[k], self.omega
-        x = w * op.inv_diag * b
+        op, smoother = self.ops[k], self.smoothers[k]
+        x = smoother * b
         b_c, partial = self.levels[k].restrict(b - op.apply(x))
         x = x + self.levels[k].interpolate(self(b_c, k + 1), partial)
-        return x + w * op.inv_diag * (b - op.apply(x))
+        return x.addcmul_(smoother, b - op.apply(x))
