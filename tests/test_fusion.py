@@ -161,3 +161,16 @@ def test_pcg_on_cuda_matches_direct(country):
     fast = wls_smooth(image.cuda())
     assert fast.is_cuda
     assert (fast.cpu() - wls_smooth(image, solver="direct")).abs().max().item() <= HALF_LEVEL
+
+
+def test_fusion_config_builds_the_callback_with_spec_defaults():
+    from hydra import compose, initialize_config_dir
+
+    from nir_colorize.utils.instantiate import instantiate_callbacks
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("eval", overrides=["fusion=bfwls", "ckpt_path=unused", "logger=none"])
+    callbacks = [c for c in instantiate_callbacks(cfg) if isinstance(c, BFWLSCallback)]
+    assert len(callbacks) == 1
+    assert callbacks[0].fusion.kwargs | {"solver": "pcg"} == BFWLS().kwargs
+    assert cfg.fusion.lam == 1.0 and cfg.fusion.alpha == 1.2 and cfg.fusion.bf_kernel == 9
