@@ -108,6 +108,9 @@ def bench_fusion(cfg: BenchConfig, log) -> dict:
         return {"rows": [], "note": "fusion benchmark not available (nir_colorize.bench.fusion is missing)"}
     from nir_colorize.bench import fusion as fusion_bench
 
+    if not hasattr(fusion_bench, "SOLVERS") or not hasattr(fusion_bench, "bench_case"):
+        return {"rows": [], "note": "fusion benchmark not available (nir_colorize.bench.fusion has no "
+                                    "SOLVERS / bench_case)"}
     rows = []
     for op in ("wls", "bfwls"):
         for width, height in cfg.fusion_sizes:
