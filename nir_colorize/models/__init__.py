@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from nir_colorize.models.acd import acd
 from nir_colorize.models.base import Colorizer
+from nir_colorize.models.colornet import colornet
+from nir_colorize.models.glffnet import GLFFNet
 from nir_colorize.models.linknet import linknet
+from nir_colorize.models.scd import scd
+from nir_colorize.models.weights import EncoderWeightsError
 
-MODELS: dict[str, Callable[..., Colorizer]] = {"linknet": linknet}
+MODELS: dict[str, Callable[..., Colorizer]] = {"scd": scd, "linknet": linknet, "acd": acd, "colornet": colornet}
 
 
 def build_model(name: str, **kwargs) -> Colorizer:
@@ -17,4 +22,4 @@ def build_model(name: str, **kwargs) -> Colorizer:
     return MODELS[name](**kwargs)
 
 
-__all__ = ["MODELS", "Colorizer", "build_model"]
+__all__ = ["MODELS", "Colorizer", "EncoderWeightsError", "GLFFNet", "build_model"]

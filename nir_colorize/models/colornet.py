@@ -1,0 +1,14 @@
+"""ColorNet (SPEC section 1, `model=colornet`): ACD encoder -> GLFFNet -> ACD decoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nir_colorize.models.acd import OUTPUT_STRIDE, acd_codec
+from nir_colorize.models.base import Colorizer
+from nir_colorize.models.glffnet import GLFFNet
+
+
+def colornet(encoder_weights: str | Path | None = None) -> Colorizer:
+    """ColorNet = ACD + GLFFNet on the 512-channel /16 map (paper Table 2, "ACD+GLFFNet (ColorNet)")."""
+    return Colorizer(acd_codec(encoder_weights, neck=GLFFNet(512)), output_stride=OUTPUT_STRIDE)
