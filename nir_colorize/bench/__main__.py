@@ -65,7 +65,7 @@ def _measure(cfg: BenchConfig, case: dict, log) -> dict:
     result = run_isolated(case, cfg.case_timeout) if cfg.isolate else run_case(case)
     if not cfg.isolate:
         result |= {"peak_rss_mb": None, "isolated": False}
-    status = result.get("error") or f"{result['seconds']['median']:.3g} s median"
+    status = result.get("error") or (f"{result['seconds']['median']:.3g} s median" if "seconds" in result else "done")
     log(f"  {case['kind']} {', '.join(f'{k}={v}' for k, v in case.items() if k not in ('kind', 'device'))}: "
         f"{status} [{time.perf_counter() - start:.0f} s]")
     return result
@@ -103,40 +103,65 @@ def bench_inference(cfg: BenchConfig, log) -> dict:
     return {"model": model, "rows": rows}
 
 
+def _fusion_seconds(raw: dict) -> dict:
+    """``bench.fusion`` timings (median_s, min_s, max_s, repeat) in this benchmark's form (no quartiles)."""
+    return {"median": raw["median_s"], "q1": None, "q3": None, "min": raw["min_s"], "max": raw["max_s"],
+            "n": raw["repeat"]}
+
+
+def fusion_rows(size: str, case: dict) -> list[dict]:
+    """One row per (operation, solver) from one ``fusion`` case; speed-up = direct median / this median."""
+    if "error" in case:
+        return [{"op": "wls + bfwls", "size": size, "solver": "all", "error": case["error"]}]
+    memory = {k: case.get(k) for k in ("rss_setup_mb", "peak_rss_mb", "peak_cuda_mb", "isolated")}
+    raw = case["raw"]
+    bfwls = raw.get("bfwls", {})
+    bfwls = {"default": bfwls} if "median_s" in bfwls else bfwls  # one (default-solver) BFWLS, or one per solver
+    rows = []
+    for op, per_solver in (("wls", raw.get("wls", {})), ("bfwls", bfwls)):
+        direct = per_solver.get("direct")
+        for solver, r in per_solver.items():
+            row = {"op": op, "size": size, "solver": solver, "seconds": _fusion_seconds(r), **memory}
+            row["speedup_vs_direct"] = direct["median_s"] / r["median_s"] if direct else None
+            if "max_abs_diff_vs_direct" in r:
+                row["max_abs_diff_vs_direct"] = r["max_abs_diff_vs_direct"]
+            rows.append(row)
+    return rows
+
+
 def bench_fusion(cfg: BenchConfig, log) -> dict:
     if not has_module("nir_colorize.bench.fusion"):
         return {"rows": [], "note": "fusion benchmark not available (nir_colorize.bench.fusion is missing)"}
     from nir_colorize.bench import fusion as fusion_bench
 
-    if not hasattr(fusion_bench, "SOLVERS") or not hasattr(fusion_bench, "bench_case"):
-        return {"rows": [], "note": "fusion benchmark not available (nir_colorize.bench.fusion has no "
-                                    "SOLVERS / bench_case)"}
+    if not hasattr(fusion_bench, "run"):
+        return {"rows": [], "note": "fusion benchmark not available (nir_colorize.bench.fusion has no run())"}
     rows = []
-    for op in ("wls", "bfwls"):
-        for width, height in cfg.fusion_sizes:
-            for solver in fusion_bench.SOLVERS:
-                case = {"kind": "fusion", "op": op, "solver": solver, "width": width, "height": height,
-                        "device": cfg.device, **_reps(cfg, width * height)}
-                rows.append({"op": op, "size": f"{width}x{height}", "solver": solver, **_measure(cfg, case, log)})
-    for r in rows:
-        direct = next((d for d in rows if d["op"] == r["op"] and d["size"] == r["size"] and d["solver"] == "direct"
-                       and "seconds" in d), None)
-        r["speedup_vs_direct"] = (direct["seconds"]["median"] / r["seconds"]["median"]
-                                  if direct and "seconds" in r else None)
-    return {"solvers": list(fusion_bench.SOLVERS), "rows": rows}
+    for width, height in cfg.fusion_sizes:
+        case = {"kind": "fusion", "width": width, "height": height, "device": cfg.device,
+                **_reps(cfg, width * height)}
+        rows += fusion_rows(f"{width}x{height}", _measure(cfg, case, log))
+    return {"rows": rows, "note": "WLS with every solver and BFWLS with its default solver, timed by "
+                                  "nir_colorize.bench.fusion.run (direct: 1 repetition); memory per image size"}
 
 
 def run_bench(cfg: BenchConfig, out_dir: Path, log=print) -> tuple[Path, Path]:
-    """Run every section on ``cfg.device`` and write ``<out_dir>/<machine>.{json,md}``; returns both paths."""
+    """Run every section on ``cfg.device`` and write ``<out_dir>/<machine>.{json,md}``; returns both paths.
+
+    The files are rewritten after each section (``meta.complete`` false until the end), so an interrupted
+    run still leaves what it measured."""
     check_device(cfg.device)
     meta = report.machine_meta(cfg.device)
     log(f"benchmark on {meta['machine']} (torch {meta['torch']}, {meta['torch_threads']} threads) -> {out_dir}")
-    result = {"meta": meta, "config": asdict(cfg)}
+    result = {"meta": meta | {"complete": False}, "config": asdict(cfg), "training": {"rows": []},
+              "inference": {"rows": []}, "fusion": {"rows": [], "note": "not run yet"}}
     start = time.perf_counter()
     for section, fn in (("training", bench_training), ("inference", bench_inference), ("fusion", bench_fusion)):
         log(f"{section}:")
         result[section] = fn(cfg, log)
-    result["meta"]["total_s"] = time.perf_counter() - start
+        result["meta"]["total_s"] = time.perf_counter() - start
+        report.write(result, out_dir)
+    result["meta"]["complete"] = True
     return report.write(result, out_dir)
 
 

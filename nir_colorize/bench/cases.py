@@ -108,12 +108,19 @@ def infer_case(model: str, width: int, height: int, tile: int | None, overlap: i
     return timed(run, device, warmup, repeat, per_call=width * height / 1e6, unit="megapixels_per_s", **extra)
 
 
-def fusion_case(op: str, solver: str, width: int, height: int, device: str, warmup: int, repeat: int) -> dict:
-    """Seconds per ``op`` (``wls`` or ``bfwls``) with ``solver`` on the real sample, through ``bench.fusion``."""
-    from nir_colorize.bench import fusion as fusion_bench  # written with the fusion package (issue: fusion)
+def fusion_case(width: int, height: int, device: str, warmup: int, repeat: int) -> dict:
+    """WLS with every solver and the whole BFWLS at one size on the real sample, through
+    ``nir_colorize.bench.fusion.run`` (which warms up once and times ``repeat`` calls, ``direct`` once)."""
+    import contextlib
+    import io
 
-    return fusion_bench.bench_case(op=op, solver=solver, width=width, height=height, device=device,
-                                   warmup=warmup, repeat=repeat)
+    from nir_colorize.bench import fusion as fusion_bench  # the fusion package's own benchmark
+
+    rss_setup = peak_rss_mb()
+    reset_cuda_peak(device)
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints its own table
+        raw = fusion_bench.run(size=(width, height), device=device, repeat=repeat)
+    return {"raw": raw, "rss_setup_mb": rss_setup, "peak_rss_mb": peak_rss_mb(), "peak_cuda_mb": cuda_peak_mb(device)}
 
 
 def timed(fn, device: str, warmup: int, repeat: int, *, per_call: float, unit: str, **extra) -> dict:

@@ -73,6 +73,8 @@ def machine_meta(device: str) -> dict:
 def _t(seconds: dict | None) -> str:
     if not seconds:
         return "-"
+    if seconds.get("q1") is None:  # timed elsewhere without quartiles: min-max
+        return f"{seconds['median']:.3g} (min-max {seconds['min']:.3g}-{seconds['max']:.3g}, n={seconds['n']})"
     return f"{seconds['median']:.3g} ({seconds['q1']:.3g}-{seconds['q3']:.3g}, n={seconds['n']})"
 
 
@@ -103,9 +105,11 @@ def markdown(result: dict) -> str:
              + (f", load average {m['load_average'][0]:.1f} at start" if "load_average" in m else "") + ".",
              f"Times: median seconds (interquartile range, repetitions) after {c['warmup']} warm-up call(s). "
              "Memory: peak MiB of a fresh process per case (RSS, imports included) / CUDA max allocated.", ""]
+    if not m.get("complete", True):
+        lines += ["**Incomplete run**: sections still empty were not measured.", ""]
     tr = result["training"]
-    lines += [f"## Training step ({tr['size']}x{tr['size']}, batch {tr['batch']}, L2-sum + Adam)", "",
-              f"| model | parameters | s / step | images / s | x {tr['baseline']} | peak memory MiB |",
+    lines += [f"## Training step ({tr.get('size')}x{tr.get('size')}, batch {tr.get('batch')}, L2-sum + Adam)", "",
+              f"| model | parameters | s / step | images / s | x {tr.get('baseline')} | peak memory MiB |",
               "|---|---|---|---|---|---|"]
     for r in tr["rows"]:
         if "error" in r:
@@ -114,7 +118,7 @@ def markdown(result: dict) -> str:
         lines.append(f"| {r['model']} | {r['parameters'] / 1e6:.1f} M | {_t(r['seconds'])} | "
                      f"{_n(r['images_per_s'])} | {_n(r['throughput_ratio_to_baseline'], '.2f')} | {_mem(r)} |")
     inf = result["inference"]
-    lines += ["", f"## Inference ({inf['model']}, one image, random weights)", "",
+    lines += ["", f"## Inference ({inf.get('model')}, one image, random weights)", "",
               "| image | tiling | s / image | megapixels / s | peak memory MiB |", "|---|---|---|---|---|"]
     for r in inf["rows"]:
         if "error" in r:
@@ -125,9 +129,9 @@ def markdown(result: dict) -> str:
         lines.append(f"| {r['size']} | {how} | {_t(r['seconds'])} | {_n(r['megapixels_per_s'])} | {_mem(r)} |")
     fu = result["fusion"]
     lines += ["", "## Fusion (WLS smoothing, full BFWLS) on the real sample", ""]
-    if not fu["rows"]:
-        lines.append(f"{fu.get('note', 'fusion benchmark not available')}")
-    else:
+    if fu.get("note"):
+        lines += [fu["note"] + ".", ""]
+    if fu["rows"]:
         lines += ["| operation | image | solver | s / image | x direct (speed-up) | peak memory MiB |",
                   "|---|---|---|---|---|---|"]
         for r in fu["rows"]:
