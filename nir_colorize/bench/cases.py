@@ -84,6 +84,8 @@ def train_case(model: str, size: int, batch: int, device: str, warmup: int, repe
 def infer_case(model: str, width: int, height: int, tile: int | None, overlap: int | None, device: str,
                warmup: int, repeat: int) -> dict:
     """Seconds per colorization of one real NIR image (``inference.colorize``: tiled when ``tile`` is set)."""
+    if tile is not None and not has_module("nir_colorize.inference"):
+        raise RuntimeError("tiled inference not available (nir_colorize.inference is missing)")
     torch.manual_seed(0)
     net = build_net(model).to(device).eval()
     nir = torch.from_numpy(real_nir(width, height))[None, None].to(device)
@@ -98,8 +100,6 @@ def infer_case(model: str, width: int, height: int, tile: int | None, overlap: i
         def run() -> None:
             with torch.inference_mode():
                 inference.colorize(net, nir, **tile_opts)
-    elif tile is not None:
-        raise RuntimeError("tiled inference not available (nir_colorize.inference is missing)")
     else:
         def run() -> None:
             with torch.inference_mode():
@@ -144,6 +144,11 @@ def run_case(case: dict) -> dict:
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
+def last_line(text: str) -> str:
+    """The last non-empty line of ``text`` (a traceback's exception), or '(no output)'."""
+    return next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), "(no output)")
+
+
 def run_isolated(case: dict, timeout: float | None = None) -> dict:
     """Measure ``case`` in a fresh subprocess (its own peak RSS); its failure becomes ``{"error": ...}``."""
     try:
@@ -153,7 +158,7 @@ def run_isolated(case: dict, timeout: float | None = None) -> dict:
         return {"error": f"timed out after {timeout} s"}
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARKER)]
     if proc.returncode or not lines:
-        return {"error": f"subprocess failed (rc {proc.returncode}): {proc.stderr.strip()[-800:]}"}
+        return {"error": f"subprocess failed (rc {proc.returncode}): {last_line(proc.stderr)}"}
     result = json.loads(lines[-1][len(MARKER):])
     result["isolated"] = True
     return result

@@ -92,7 +92,7 @@ def _mem(row: dict) -> str:
 
 
 def _error(row: dict, ncols: int, label: str) -> str:
-    return f"| {label} | " + " | ".join([f"failed: {row['error'][:120]}"] + ["-"] * (ncols - 2)) + " |"
+    return f"| {label} | " + " | ".join([f"failed: {' '.join(row['error'].split())[:160]}"] + ["-"] * (ncols - 2)) + " |"
 
 
 def markdown(result: dict) -> str:
