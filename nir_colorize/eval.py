@@ -16,7 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from nir_colorize import CONFIG_DIR
 from nir_colorize.module import ColorizationModule
-from nir_colorize.results import write_results
+from nir_colorize.results import summarize, write_results
+from nir_colorize.utils.distributed import gather_rows
 from nir_colorize.utils.instantiate import instantiate_callbacks, instantiate_loggers
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,10 @@ def run(cfg: DictConfig) -> dict:
     meta = {"title": f"{model_name} on the {cfg.split} split", "checkpoint": str(cfg.ckpt_path),
             "data": OmegaConf.to_container(cfg.data.source, resolve=True), "split": cfg.split,
             "fusion": cfg.fusion.name}
-    paths = write_results(Path(cfg.paths.output_dir), module.test_rows, meta,
+    rows = gather_rows(module.test_rows)  # every rank's images, each once (DDP)
+    if not trainer.is_global_zero:  # one writer
+        return summarize(rows)
+    paths = write_results(Path(cfg.paths.output_dir), rows, meta,
                           {"raw": model_name, "bfwls": f"{model_name} + BFWLS"})
     print(paths["md"].read_text())
     print(f"results: {paths['md']}\n         {paths['json']}\n         {paths['csv']}")

@@ -20,6 +20,7 @@ class ColorizationModule(L.LightningModule):
     ``model``: keyword arguments of ``build_model`` (``name`` plus the variant's options).
     ``loss_reduction``: ``sum`` (paper Eq. 5: over pixels, channels and batch) or ``mean``.
     The loss compares the ``tanh`` output with the target mapped to [-1, 1] (SPEC section 1).
+    ``compile``: ``torch.compile`` the network's core (``true``: inductor, or a backend name such as ``eager``).
     """
 
     def __init__(
@@ -32,15 +33,15 @@ class ColorizationModule(L.LightningModule):
         loss_reduction: str = "sum",
         val_metrics: tuple[str, ...] = VAL_METRICS,
         test_metrics: tuple[str, ...] = VAL_METRICS,
-        compile: bool = False,
+        compile: bool | str = False,
     ) -> None:
         super().__init__()
         if loss_reduction not in ("sum", "mean"):
             raise ValueError(f"loss_reduction must be 'sum' or 'mean', got {loss_reduction!r}")
         self.save_hyperparameters()
         self.net = build_model(**dict(model))
-        if compile:
-            self.net = torch.compile(self.net)
+        if compile:  # in place: training (forward_tanh) runs compiled too, and state_dict keys stay unchanged
+            self.net.core.compile(**({"backend": compile} if isinstance(compile, str) else {}))
         self.val_metrics = build_metrics(list(val_metrics), prefix="val/")
         self.test_metrics = build_metrics(list(test_metrics), prefix="test/")
         self.test_rows: list[dict[str, Any]] = []
@@ -57,7 +58,8 @@ class ColorizationModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, _ = self.loss(batch["nir"], batch["rgb"])
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["nir"]))
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["nir"]),
+                 sync_dist=True)  # mean over processes under DDP (a no-op on one device)
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from nir_colorize import CONFIG_DIR
 from nir_colorize.module import ColorizationModule
 from nir_colorize.results import write_results
+from nir_colorize.utils.distributed import gather_rows
 from nir_colorize.utils.instantiate import instantiate_callbacks, instantiate_loggers
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
             log.warning("no best checkpoint: testing the current weights")
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+        rows = gather_rows(module.test_rows)  # every rank's images, each once (DDP)
         if trainer.is_global_zero:
-            paths = write_results(out / "test", module.test_rows,
+            paths = write_results(out / "test", rows,
                                   {"title": f"Test metrics: {cfg.model.name}", "checkpoint": best,
                                    "data": cfg.data.source.get("root")}, stage_labels(cfg))
             log.info("test metrics:\n%s", paths["md"].read_text())

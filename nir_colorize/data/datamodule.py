@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Protocol
 
 import lightning as L
-from torch.utils.data import DataLoader
+import torch.distributed as dist
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Sampler
 
 from nir_colorize.data.dataset import PairDataset
 from nir_colorize.data.pairs import DatasetError, Pair, check_pairs
@@ -90,11 +92,12 @@ class NIRDataModule(L.LightningDataModule):
         if stage == "test":
             self.build(["test"])
 
-    def _loader(self, name: str, batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(self, name: str, batch_size: int, shuffle: bool, sampler: Sampler | None = None) -> DataLoader:
         return DataLoader(
             self.split(name),
             batch_size=batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             drop_last=False,
@@ -108,4 +111,8 @@ class NIRDataModule(L.LightningDataModule):
         return self._loader("val", self.eval_batch_size, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size, shuffle=False)
+        # Under DDP every test image once: Lightning's DistributedSampler would pad with repeated images
+        # (counted twice by the test metrics); ranks may then run one batch more or less, which is safe in test.
+        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        sampler = UnrepeatedDistributedSampler(self.split("test"), shuffle=False) if distributed else None
+        return self._loader("test", self.eval_batch_size, shuffle=False, sampler=sampler)

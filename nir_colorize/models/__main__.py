@@ -7,7 +7,7 @@ import argparse
 import torch
 
 from nir_colorize.models import MODELS
-from nir_colorize.models.summary import step_time_table, summary
+from nir_colorize.models.summary import step_time_rows, summary
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.summary:
         print(summary(args.models, size))
     if args.step_time:
-        print(step_time_table(args.models, args.batch, size, args.warmup, args.repeats))
+        for line in step_time_rows(args.models, args.batch, size, args.warmup, args.repeats):
+            print(line, flush=True)
 
 
 if __name__ == "__main__":

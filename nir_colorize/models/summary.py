@@ -82,16 +82,16 @@ def step_times(name: str, batch: int = 4, size: tuple[int, int] = (256, 256), wa
     return times
 
 
-def step_time_table(names: list[str], batch: int, size: tuple[int, int], warmup: int, repeats: int) -> str:
-    """Markdown table: parameters, output stride, median (min-max) step time per variant."""
-    rows = [f"| model | parameters | output stride | step time, median s (min-max), batch {batch}, "
-            f"{size[0]}x{size[1]}, {torch.get_num_threads()} threads |", "|---|---|---|---|"]
+def step_time_rows(names: list[str], batch: int, size: tuple[int, int], warmup: int, repeats: int):
+    """Markdown table lines, yielded as measured: parameters, output stride, median (min-max) step time."""
+    yield (f"| model | parameters | output stride | step time, median s (min-max), batch {batch}, "
+           f"{size[0]}x{size[1]}, {torch.get_num_threads()} threads |")
+    yield "|---|---|---|---|"
     for name in names:
         model = build_model(name)
         t = step_times(name, batch, size, warmup, repeats)
-        rows.append(f"| `{name}` | {count_parameters(model):,} | {model.output_stride} | "
-                    f"{statistics.median(t):.2f} ({min(t):.2f}-{max(t):.2f}) |")
-    return "\n".join(rows)
+        yield (f"| `{name}` | {count_parameters(model):,} | {model.output_stride} | "
+               f"{statistics.median(t):.2f} ({min(t):.2f}-{max(t):.2f}) |")
 
 
-__all__ = ["MODELS", "count_parameters", "encoder_features", "step_time_table", "step_times", "summary"]
+__all__ = ["MODELS", "count_parameters", "encoder_features", "step_time_rows", "step_times", "summary"]
