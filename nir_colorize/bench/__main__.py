@@ -1,0 +1,181 @@
+"""``python -m nir_colorize.bench [--quick] [--device cpu|cuda] [--out experiments/bench]`` (``make bench``).
+
+Measures, on one device and in one run: the training step of every variant of ``MODELS`` next to a plain
+smp Unet-ResNet34 baseline, inference of the paper's model at 480x480, 1024x680 and 4096x4096 (tiled),
+and WLS / BFWLS fusion per solver next to the ``direct`` reference; each case in a fresh process.
+Writes ``<out>/<machine>.json`` and ``<out>/<machine>.md``. See docs/bench.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from nir_colorize import PROJECT_ROOT
+from nir_colorize.bench import report
+from nir_colorize.bench.cases import BASELINE, has_module, paper_model, run_case, run_isolated
+
+
+@dataclass
+class BenchConfig:
+    """What to measure. ``large_pixels``: images above this size get ``large_warmup`` / ``large_repeat``."""
+
+    device: str = "cpu"
+    warmup: int = 1
+    repeat: int = 3
+    large_pixels: int = 2048 * 2048
+    large_warmup: int = 0
+    large_repeat: int = 2
+    train_size: int = 256
+    train_batch: int | None = None  # None: 4 on the CPU, 16 on CUDA
+    train_models: list[str] | None = None  # None: every variant of MODELS
+    infer_model: str | None = None  # None: colornet if present, else linknet
+    infer_sizes: list[tuple[int, int, bool]] = field(
+        default_factory=lambda: [(480, 480, False), (1024, 680, False), (4096, 4096, True)])  # (W, H, tiled)
+    tile: int | None = None  # None: nir_colorize.inference default
+    overlap: int | None = None
+    fusion_sizes: list[tuple[int, int]] = field(default_factory=lambda: [(480, 480), (1024, 680)])
+    isolate: bool = True  # fresh subprocess per case (per-case peak RSS); False: in-process, no RSS reported
+    case_timeout: float | None = 900.0
+
+    @classmethod
+    def quick(cls, **overrides) -> BenchConfig:
+        return cls(**({"warmup": 1, "repeat": 2, "large_repeat": 1} | overrides))
+
+
+def check_device(device: str) -> str:
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise SystemExit(f"--device {device!r}: choose cpu or cuda (e.g. cuda:1)")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {device!r}: CUDA is not available on this machine (torch {torch.__version__})")
+    return device
+
+
+def _measure(cfg: BenchConfig, case: dict, log) -> dict:
+    start = time.perf_counter()
+    result = run_isolated(case, cfg.case_timeout) if cfg.isolate else run_case(case)
+    if not cfg.isolate:
+        result |= {"peak_rss_mb": None, "isolated": False}
+    status = result.get("error") or (f"{result['seconds']['median']:.3g} s median" if "seconds" in result else "done")
+    log(f"  {case['kind']} {', '.join(f'{k}={v}' for k, v in case.items() if k not in ('kind', 'device'))}: "
+        f"{status} [{time.perf_counter() - start:.0f} s]")
+    return result
+
+
+def _reps(cfg: BenchConfig, pixels: int) -> dict:
+    large = pixels > cfg.large_pixels
+    return {"warmup": cfg.large_warmup if large else cfg.warmup, "repeat": cfg.large_repeat if large else cfg.repeat}
+
+
+def bench_training(cfg: BenchConfig, log) -> dict:
+    from nir_colorize.models import MODELS
+
+    batch = cfg.train_batch or (16 if torch.device(cfg.device).type == "cuda" else 4)
+    names = [BASELINE, *(cfg.train_models if cfg.train_models is not None else MODELS)]
+    rows = []
+    for name in names:
+        case = {"kind": "train", "model": name, "size": cfg.train_size, "batch": batch, "device": cfg.device,
+                **_reps(cfg, cfg.train_size**2 * batch)}
+        rows.append({"model": name, **_measure(cfg, case, log)})
+    base = rows[0].get("images_per_s")
+    for r in rows:
+        r["throughput_ratio_to_baseline"] = r["images_per_s"] / base if base and "images_per_s" in r else None
+    return {"size": cfg.train_size, "batch": batch, "baseline": BASELINE, "rows": rows}
+
+
+def bench_inference(cfg: BenchConfig, log) -> dict:
+    model = cfg.infer_model or paper_model()
+    rows = []
+    for width, height, tiled in cfg.infer_sizes:
+        case = {"kind": "infer", "model": model, "width": width, "height": height,
+                "tile": (cfg.tile or 0) if tiled else None, "overlap": cfg.overlap, "device": cfg.device,
+                **_reps(cfg, width * height)}
+        rows.append({"size": f"{width}x{height}", "tiled": tiled, **_measure(cfg, case, log)})
+    return {"model": model, "rows": rows}
+
+
+def _fusion_seconds(raw: dict) -> dict:
+    """``bench.fusion`` timings (median_s, min_s, max_s, repeat) in this benchmark's form (no quartiles)."""
+    return {"median": raw["median_s"], "q1": None, "q3": None, "min": raw["min_s"], "max": raw["max_s"],
+            "n": raw["repeat"]}
+
+
+def fusion_rows(size: str, case: dict) -> list[dict]:
+    """One row per (operation, solver) from one ``fusion`` case; speed-up = direct median / this median."""
+    if "error" in case:
+        return [{"op": "wls + bfwls", "size": size, "solver": "all", "error": case["error"]}]
+    memory = {k: case.get(k) for k in ("rss_setup_mb", "peak_rss_mb", "peak_cuda_mb", "isolated")}
+    raw = case["raw"]
+    bfwls = raw.get("bfwls", {})
+    bfwls = {"default": bfwls} if "median_s" in bfwls else bfwls  # one (default-solver) BFWLS, or one per solver
+    rows = []
+    for op, per_solver in (("wls", raw.get("wls", {})), ("bfwls", bfwls)):
+        direct = per_solver.get("direct")
+        for solver, r in per_solver.items():
+            row = {"op": op, "size": size, "solver": solver, "seconds": _fusion_seconds(r), **memory}
+            row["speedup_vs_direct"] = direct["median_s"] / r["median_s"] if direct else None
+            if "max_abs_diff_vs_direct" in r:
+                row["max_abs_diff_vs_direct"] = r["max_abs_diff_vs_direct"]
+            rows.append(row)
+    return rows
+
+
+def bench_fusion(cfg: BenchConfig, log) -> dict:
+    if not has_module("nir_colorize.bench.fusion"):
+        return {"rows": [], "note": "fusion benchmark not available (nir_colorize.bench.fusion is missing)"}
+    from nir_colorize.bench import fusion as fusion_bench
+
+    if not hasattr(fusion_bench, "run"):
+        return {"rows": [], "note": "fusion benchmark not available (nir_colorize.bench.fusion has no run())"}
+    rows = []
+    for width, height in cfg.fusion_sizes:
+        case = {"kind": "fusion", "width": width, "height": height, "device": cfg.device,
+                **_reps(cfg, width * height)}
+        rows += fusion_rows(f"{width}x{height}", _measure(cfg, case, log))
+    return {"rows": rows, "note": "WLS with every solver and BFWLS with its default solver, timed by "
+                                  "nir_colorize.bench.fusion.run (direct: 1 repetition); memory per image size"}
+
+
+def run_bench(cfg: BenchConfig, out_dir: Path, log=print) -> tuple[Path, Path]:
+    """Run every section on ``cfg.device`` and write ``<out_dir>/<machine>.{json,md}``; returns both paths.
+
+    The files are rewritten after each section (``meta.complete`` false until the end), so an interrupted
+    run still leaves what it measured."""
+    check_device(cfg.device)
+    meta = report.machine_meta(cfg.device)
+    log(f"benchmark on {meta['machine']} (torch {meta['torch']}, {meta['torch_threads']} threads) -> {out_dir}")
+    result = {"meta": meta | {"complete": False}, "config": asdict(cfg), "training": {"rows": []},
+              "inference": {"rows": []}, "fusion": {"rows": [], "note": "not run yet"}}
+    start = time.perf_counter()
+    for section, fn in (("training", bench_training), ("inference", bench_inference), ("fusion", bench_fusion)):
+        log(f"{section}:")
+        result[section] = fn(cfg, log)
+        result["meta"]["total_s"] = time.perf_counter() - start
+        report.write(result, out_dir)
+    result["meta"]["complete"] = True
+    return report.write(result, out_dir)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (2, and 1 for 4096x4096)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "experiments" / "bench", help="output folder")
+    args = parser.parse_args(argv)
+    cfg = BenchConfig.quick(device=args.device) if args.quick else BenchConfig(device=args.device)
+    json_path, md_path = run_bench(cfg, args.out, log=lambda s: print(s, flush=True))
+    print(md_path.read_text())
+    print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

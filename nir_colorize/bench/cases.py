@@ -1,0 +1,181 @@
+"""Benchmark cases (training step, inference, fusion), each runnable in a fresh process.
+
+A case is a JSON-able dict ``{"kind": "train" | "infer" | "fusion", ...}``; ``run_case`` measures it
+in this process, ``run_isolated`` in a fresh ``python -m nir_colorize.bench.cases`` subprocess so
+that its peak resident memory (``ru_maxrss``) belongs to that case alone.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import traceback
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nir_colorize import PROJECT_ROOT
+from nir_colorize.bench.timing import cuda_peak_mb, measure, peak_rss_mb, reset_cuda_peak
+
+SOURCE = PROJECT_ROOT / "data" / "sample" / "nirscene1" / "country" / "0000_nir.tiff"
+BASELINE = "unet_resnet34"
+MARKER = "BENCH_RESULT "
+
+
+def has_module(name: str) -> bool:
+    """Whether ``name`` (e.g. ``nir_colorize.inference``) can be imported here, without importing it."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def paper_model() -> str:
+    """The paper's model (``colornet``) when the registry has it, else ``linknet``."""
+    from nir_colorize.models import MODELS
+
+    return "colornet" if "colornet" in MODELS else "linknet"
+
+
+def build_net(name: str) -> torch.nn.Module:
+    """A model of ``MODELS`` (random weights), or the baseline: plain smp ``Unet``-ResNet34, 1 in, 3 out, tanh."""
+    from nir_colorize.models import Colorizer, build_model
+
+    if name != BASELINE:
+        return build_model(name)
+    import segmentation_models_pytorch as smp
+
+    unet = smp.Unet(encoder_name="resnet34", encoder_weights=None, in_channels=1, classes=3, activation=None)
+    return Colorizer(torch.nn.Sequential(unet, torch.nn.Tanh()), output_stride=32)
+
+
+def real_nir(width: int, height: int) -> np.ndarray:
+    """The real sample NIR image (float32 HxW in [0, 1]), centre-cropped or mirror-extended to ``width`` x ``height``."""
+    from nir_colorize.data.io import read_nir
+
+    img = read_nir(SOURCE)[..., 0]
+    reps_h, reps_w = -(-height // img.shape[0]), -(-width // img.shape[1])
+    if reps_h > 1 or reps_w > 1:  # mirror-extend: no hard seams, content like a real scene
+        img = np.pad(img, ((0, (reps_h - 1) * img.shape[0]), (0, (reps_w - 1) * img.shape[1])), mode="symmetric")
+    top, left = (img.shape[0] - height) // 2, (img.shape[1] - width) // 2
+    return np.ascontiguousarray(img[top : top + height, left : left + width])
+
+
+def train_case(model: str, size: int, batch: int, device: str, warmup: int, repeat: int) -> dict:
+    """Seconds per training step: forward, L2-sum loss (tanh output vs target in [-1, 1]), backward, Adam step."""
+    torch.manual_seed(0)
+    net = build_net(model).to(device).train()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4, betas=(0.9, 0.999), eps=1e-8)
+    nir = torch.rand(batch, 1, size, size, device=device)
+    target = torch.rand(batch, 3, size, size, device=device) * 2 - 1
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        F.mse_loss(net.forward_tanh(nir), target, reduction="sum").backward()
+        opt.step()
+
+    return timed(step, device, warmup, repeat, per_call=batch, unit="images_per_s",
+                 parameters=sum(p.numel() for p in net.parameters()))
+
+
+def infer_case(model: str, width: int, height: int, tile: int | None, overlap: int | None, device: str,
+               warmup: int, repeat: int) -> dict:
+    """Seconds per colorization of one real NIR image (``inference.colorize``: tiled when ``tile`` is set)."""
+    if tile is not None and not has_module("nir_colorize.inference"):
+        raise RuntimeError("tiled inference not available (nir_colorize.inference is missing)")
+    torch.manual_seed(0)
+    net = build_net(model).to(device).eval()
+    nir = torch.from_numpy(real_nir(width, height))[None, None].to(device)
+    extra: dict = {}
+    if has_module("nir_colorize.inference"):
+        from nir_colorize import inference
+
+        tile_opts = {"tile": tile or inference.TILE, "overlap": inference.OVERLAP if overlap is None else overlap,
+                     "tile_above": 0} if tile is not None else {"tile": None}
+        extra["tiling"] = {k: v for k, v in tile_opts.items() if k != "tile_above"}
+
+        def run() -> None:
+            with torch.inference_mode():
+                inference.colorize(net, nir, **tile_opts)
+    else:
+        def run() -> None:
+            with torch.inference_mode():
+                net(nir)
+
+    return timed(run, device, warmup, repeat, per_call=width * height / 1e6, unit="megapixels_per_s", **extra)
+
+
+def fusion_case(width: int, height: int, device: str, warmup: int, repeat: int) -> dict:
+    """WLS with every solver and the whole BFWLS at one size on the real sample, through
+    ``nir_colorize.bench.fusion.run`` (which warms up once and times ``repeat`` calls, ``direct`` once)."""
+    import contextlib
+    import io
+
+    from nir_colorize.bench import fusion as fusion_bench  # the fusion package's own benchmark
+
+    rss_setup = peak_rss_mb()
+    reset_cuda_peak(device)
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints its own table
+        raw = fusion_bench.run(size=(width, height), device=device, repeat=repeat)
+    return {"raw": raw, "rss_setup_mb": rss_setup, "peak_rss_mb": peak_rss_mb(), "peak_cuda_mb": cuda_peak_mb(device)}
+
+
+def timed(fn, device: str, warmup: int, repeat: int, *, per_call: float, unit: str, **extra) -> dict:
+    """``measure`` plus memory: RSS before the first call and peak after, CUDA peak allocated."""
+    rss_setup = peak_rss_mb()
+    reset_cuda_peak(device)
+    t = measure(fn, warmup=warmup, repeat=repeat, device=device)
+    return {"seconds": t.as_dict(), unit: per_call / t.median, "rss_setup_mb": rss_setup,
+            "peak_rss_mb": peak_rss_mb(), "peak_cuda_mb": cuda_peak_mb(device), **extra}
+
+
+CASES = {"train": train_case, "infer": infer_case, "fusion": fusion_case}
+
+
+def run_case(case: dict) -> dict:
+    """Measure ``case`` in this process; a failure becomes ``{"error": ...}`` (the run goes on)."""
+    kwargs = {k: v for k, v in case.items() if k != "kind"}
+    try:
+        return CASES[case["kind"]](**kwargs)
+    except Exception as exc:  # noqa: BLE001 - one failed case must not lose the others' numbers
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def last_line(text: str) -> str:
+    """The last non-empty line of ``text`` (a traceback's exception), or '(no output)'."""
+    return next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), "(no output)")
+
+
+def run_isolated(case: dict, timeout: float | None = None) -> dict:
+    """Measure ``case`` in a fresh subprocess (its own peak RSS); its failure becomes ``{"error": ...}``."""
+    try:
+        proc = subprocess.run([sys.executable, "-m", "nir_colorize.bench.cases", json.dumps(case)],
+                              capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout} s"}
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARKER)]
+    if proc.returncode or not lines:
+        return {"error": f"subprocess failed (rc {proc.returncode}): {last_line(proc.stderr)}"}
+    result = json.loads(lines[-1][len(MARKER):])
+    result["isolated"] = True
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Child entry point: ``python -m nir_colorize.bench.cases '<case json>'`` prints one result line."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        sys.exit("usage: python -m nir_colorize.bench.cases '<case json>'")
+    try:
+        result = CASES[json.loads(args[0])["kind"]](**{k: v for k, v in json.loads(args[0]).items() if k != "kind"})
+    except Exception:
+        traceback.print_exc()
+        sys.exit(1)
+    print(MARKER + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Machine description and the benchmark's JSON / Markdown files."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import re
+import subprocess
+from pathlib import Path
+
+import torch
+
+from nir_colorize import PROJECT_ROOT
+
+
+def slug(text: str) -> str:
+    """Lower-case, dash-separated, without vendor noise: 'AMD EPYC 7B13 64-Core Processor' -> 'amd-epyc-7b13'."""
+    text = re.sub(r"\(r\)|\(tm\)|\bcpu\b|\bprocessor\b|\b\d+-core\b|@.*$", " ", text.lower())
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-") or "unknown"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_count() -> int:
+    """CPUs this process may use (the affinity mask, as a container or taskset sees it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def machine_name(device: str) -> str:
+    """``cuda-<gpu name>`` or ``cpu-<cores>c-<cpu model>``: the file name of a result."""
+    if torch.device(device).type == "cuda":
+        return f"cuda-{slug(torch.cuda.get_device_name(torch.device(device)))}"
+    return f"cpu-{cpu_count()}c-{slug(cpu_model())}"
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                             text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout.strip() + ("-dirty" if dirty else "")) if out.returncode == 0 else None
+
+
+def machine_meta(device: str) -> dict:
+    meta = {"machine": machine_name(device), "device": device, "cpu": cpu_model(), "cpus": cpu_count(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
+            "platform": platform.platform(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "git_commit": git_commit()}
+    if torch.device(device).type == "cuda":
+        meta |= {"gpu": torch.cuda.get_device_name(torch.device(device)), "cuda": torch.version.cuda}
+    with contextlib.suppress(OSError):
+        meta["load_average"] = list(os.getloadavg())
+    return meta
+
+
+def _t(seconds: dict | None) -> str:
+    if not seconds:
+        return "-"
+    if seconds.get("q1") is None:  # timed elsewhere without quartiles: min-max
+        return f"{seconds['median']:.3g} (min-max {seconds['min']:.3g}-{seconds['max']:.3g}, n={seconds['n']})"
+    return f"{seconds['median']:.3g} ({seconds['q1']:.3g}-{seconds['q3']:.3g}, n={seconds['n']})"
+
+
+def _n(value: float | None, fmt: str = ".3g") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _mem(row: dict) -> str:
+    parts = []
+    if row.get("peak_cuda_mb") is not None:
+        parts.append(f"{row['peak_cuda_mb']:.0f} CUDA")
+    if row.get("peak_rss_mb") is not None:
+        parts.append(f"{row['peak_rss_mb']:.0f} RSS ({row['rss_setup_mb']:.0f} after setup)")
+    return ", ".join(parts) or "-"
+
+
+def _error(row: dict, ncols: int, label: str) -> str:
+    return f"| {label} | " + " | ".join([f"failed: {' '.join(row['error'].split())[:160]}"] + ["-"] * (ncols - 2)) + " |"
+
+
+def markdown(result: dict) -> str:
+    """The benchmark as Markdown: a header with the machine, then one table per section."""
+    m, c = result["meta"], result["config"]
+    lines = [f"# Benchmark: {m['machine']}", "",
+             f"{m['date']}, commit {m['git_commit']}, torch {m['torch']}, device {m['device']}, "
+             f"{m['cpus']} CPUs ({m['cpu']}), {m['torch_threads']} torch threads"
+             + (f", GPU {m['gpu']}" if "gpu" in m else "")
+             + (f", load average {m['load_average'][0]:.1f} at start" if "load_average" in m else "") + ".",
+             f"Times: median seconds (interquartile range, repetitions) after {c['warmup']} warm-up call(s). "
+             "Memory: peak MiB of a fresh process per case (RSS, imports included) / CUDA max allocated.", ""]
+    if not m.get("complete", True):
+        lines += ["**Incomplete run**: sections still empty were not measured.", ""]
+    tr = result["training"]
+    lines += [f"## Training step ({tr.get('size')}x{tr.get('size')}, batch {tr.get('batch')}, L2-sum + Adam)", "",
+              f"| model | parameters | s / step | images / s | x {tr.get('baseline')} | peak memory MiB |",
+              "|---|---|---|---|---|---|"]
+    for r in tr["rows"]:
+        if "error" in r:
+            lines.append(_error(r, 6, r["model"]))
+            continue
+        lines.append(f"| {r['model']} | {r['parameters'] / 1e6:.1f} M | {_t(r['seconds'])} | "
+                     f"{_n(r['images_per_s'])} | {_n(r['throughput_ratio_to_baseline'], '.2f')} | {_mem(r)} |")
+    inf = result["inference"]
+    lines += ["", f"## Inference ({inf.get('model')}, one image, random weights)", "",
+              "| image | tiling | s / image | megapixels / s | peak memory MiB |", "|---|---|---|---|---|"]
+    for r in inf["rows"]:
+        if "error" in r:
+            lines.append(_error(r, 5, r["size"]))
+            continue
+        tiling = r.get("tiling") or {}
+        how = f"tiles {tiling['tile']}, overlap {tiling['overlap']}" if tiling.get("tile") else "whole image"
+        lines.append(f"| {r['size']} | {how} | {_t(r['seconds'])} | {_n(r['megapixels_per_s'])} | {_mem(r)} |")
+    fu = result["fusion"]
+    lines += ["", "## Fusion (WLS smoothing, full BFWLS) on the real sample", ""]
+    if fu.get("note"):
+        lines += [fu["note"] + ".", ""]
+    if fu["rows"]:
+        lines += ["| operation | image | solver | s / image | x direct (speed-up) | peak memory MiB |",
+                  "|---|---|---|---|---|---|"]
+        for r in fu["rows"]:
+            label = f"{r['op']} {r['size']} {r['solver']}"
+            if "error" in r:
+                lines.append(_error(r, 6, label))
+                continue
+            lines.append(f"| {r['op']} | {r['size']} | {r['solver']} | {_t(r['seconds'])} | "
+                         f"{_n(r.get('speedup_vs_direct'), '.2f')} | {_mem(r)} |")
+    return "\n".join(lines) + "\n"
+
+
+def write(result: dict, out_dir: Path) -> tuple[Path, Path]:
+    """Write ``<machine>.json`` and ``<machine>.md`` under ``out_dir`` (atomically); returns both paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = result["meta"]["machine"]
+    paths = out_dir / f"{name}.json", out_dir / f"{name}.md"
+    for path, text in zip(paths, (json.dumps(result, indent=2) + "\n", markdown(result)), strict=True):
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return paths

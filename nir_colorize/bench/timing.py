@@ -1,0 +1,82 @@
+"""Timing and peak memory of one benchmark case: warm-up, repetitions, median and spread.
+
+Hand-written because ``torch.utils.benchmark.Timer`` reports no spread per call of a Python
+callable with its own device synchronisation and gives no peak memory; this is ~40 lines.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call over ``n`` timed calls: median, quartiles (spread = q3 - q1), min and max."""
+
+    median: float
+    q1: float
+    q3: float
+    min: float
+    max: float
+    n: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def synchronize(device: torch.device | str) -> None:
+    """Wait for queued kernels on ``device`` (no-op on the CPU) so a wall-clock time covers the work."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def summarize(seconds: list[float]) -> Timing:
+    """Median, quartiles (``statistics.quantiles``, inclusive method) and extremes of ``seconds``."""
+    if not seconds:
+        raise ValueError("summarize needs at least one time")
+    if len(seconds) == 1:
+        q1 = q3 = seconds[0]
+    else:
+        q1, _, q3 = statistics.quantiles(seconds, n=4, method="inclusive")
+    return Timing(statistics.median(seconds), q1, q3, min(seconds), max(seconds), len(seconds))
+
+
+def measure(fn: Callable[[], object], warmup: int = 1, repeat: int = 5,
+            device: torch.device | str = "cpu") -> Timing:
+    """Call ``fn`` ``warmup`` times untimed, then ``repeat`` times timed (device synchronised
+    before and after each call); returns the summary of the timed calls."""
+    if warmup < 0 or repeat < 1:
+        raise ValueError(f"measure needs warmup >= 0 and repeat >= 1 (got warmup={warmup}, repeat={repeat})")
+    for _ in range(warmup):
+        fn()
+    seconds = []
+    for _ in range(repeat):
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        seconds.append(time.perf_counter() - start)
+    return summarize(seconds)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MiB (``ru_maxrss`` is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reset_cuda_peak(device: torch.device | str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def cuda_peak_mb(device: torch.device | str) -> float | None:
+    """``torch.cuda.max_memory_allocated`` since the last reset, in MiB; None on the CPU."""
+    if torch.device(device).type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**20
