@@ -16,7 +16,7 @@ from PIL import Image, ImageOps
 
 from nir_colorize.report import __main__ as report
 from nir_colorize.report.figures import GAP, HEADER
-from tests.conftest import ROOT, SAMPLE
+from tests.conftest import ROOT, SAMPLE, train_cfg
 
 EXPERIMENTS = ["ablation_scd", "ablation_linknet", "ablation_acd", "ablation_colornet", "ablation_colornet_bfwls"]
 LABELS = ["SCD only", "LinkNet", "ACD only", "ACD+GLFFNet (ColorNet)", "ColorNet + BFWLS (Ours)"]
@@ -24,10 +24,10 @@ TILE = 48
 # Tiny and fast: one epoch of one 64x64 batch, one validation and one test batch of two whole images, cheap
 # test metrics, weights-only best checkpoint, no last.ckpt.
 TINY = ["trainer.accelerator=cpu", "trainer.max_epochs=1", "trainer.limit_train_batches=1",
-        "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "trainer.num_sanity_val_steps=0",
+        "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "+trainer.num_sanity_val_steps=0",
         "data.batch_size=2", "data.crop_size=64", "data.eval_batch_size=2", "data.num_workers=0",
         "module.test_metrics=[mae,psnr,ssim]", "callbacks.last_checkpoint=null",
-        "callbacks.model_checkpoint.save_weights_only=true", "callbacks.validation_images=null"]
+        "+callbacks.model_checkpoint.save_weights_only=true", "callbacks.validation_images=null"]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def png(path: Path) -> Image.Image:
 
 def test_report_of_the_five_variant_sweep(sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "page"
-    assert report.main([str(sweep.parent), "--out", str(out), "--images", "2", "--tile", str(TILE)]) == 0
+    assert report.main([str(sweep.parent), "--out", str(out), "--images", "1", "--tile", str(TILE)]) == 0
     assert "missing" not in capsys.readouterr().err
 
     # The table: five rows in the paper's order, each the job's own test result (after BFWLS for the last).
@@ -75,15 +75,15 @@ def test_report_of_the_five_variant_sweep(sweep: Path, tmp_path: Path, capsys: p
     assert "python -m nir_colorize.train -m +experiment=" + ",".join(EXPERIMENTS) in readme
     assert "study=test_study" in readme and "## Missing" not in readme
 
-    # The grid: 2 test images x (NIR, five variants, ground truth), tiles as the sample files, fitted.
+    # The grid: 1 test image x (NIR, five variants, ground truth), tiles as the sample files, fitted.
     grid = np.asarray(png(out / "samples.png").convert("RGB"))
-    assert grid.shape == (HEADER + 2 * TILE + GAP, 7 * TILE + 6 * GAP, 3)
+    assert grid.shape == (HEADER + TILE, 7 * TILE + 6 * GAP, 3)
 
     def tile(row: int, col: int) -> np.ndarray:
         top, left = HEADER + row * (TILE + GAP), col * (TILE + GAP)
         return grid[top:top + TILE, left:left + TILE].astype(int)
 
-    for row, stem in enumerate(("0000", "0001")):
+    for row, stem in enumerate(("0000",)):
         nir = Image.open(SAMPLE / "Testing" / f"testing_{stem}_nir_reg.png").convert("RGB")
         rgb = Image.open(SAMPLE / "Testing" / f"Testing_{stem}_rgb_reg.png").convert("RGB")
         for col, ref in ((0, nir), (6, rgb)):
@@ -130,6 +130,21 @@ def test_report_of_no_sweep_is_a_clear_error(tmp_path: Path, capsys: pytest.Capt
     assert f"sweep directory {tmp_path / 'nowhere'} does not exist" in capsys.readouterr().err
     assert report.main([str(tmp_path)]) == 2
     assert "is not a sweep directory" in capsys.readouterr().err
+
+
+def test_wandb_gives_each_job_of_a_study_its_own_run_in_the_group(tmp_path: Path) -> None:
+    from nir_colorize import train
+
+    # Two jobs in one process, as a Hydra multirun runs them: the second must not log into the first's run.
+    for job, experiment in enumerate(("ablation_linknet", "ablation_linknet")):
+        train.run(train_cfg(tmp_path, "logger=wandb", "study=my_study", f"+experiment={experiment}",
+                            *(o for o in TINY if "validation_images" not in o),
+                            name=str(job)))
+    for job in ("0", "1"):
+        runs = list((tmp_path / job / "wandb").glob("offline-run-*/*.wandb"))
+        assert len(runs) == 1, f"job {job}: {runs}"
+        data = runs[0].read_bytes()  # protobuf records: strings stored as UTF-8
+        assert b"my_study" in data and b"train-linknet-none" in data and b"val/images" in data
 
 
 def test_wandb_logs_a_study_as_one_group_with_a_tag_per_variant(tmp_path: Path) -> None:

@@ -204,9 +204,17 @@ def collect_sweep(sweep_dir: str | Path) -> Sweep:
     return Sweep(sweep_dir, runs, expected, command, problems)
 
 
+def relative(path: Path) -> str:
+    """``path`` relative to the repository root where it is inside it (committed pages carry no local paths)."""
+    try:
+        return str(path.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def run_table_rows(sweep: Sweep) -> list[dict[str, Any]]:
     """One JSON-ready record per run (summary.json)."""
     return [{"job": r.job, "label": r.label, "model": r.key[0], "fusion": r.key[1], "overrides": r.overrides,
              "stage": r.stage, "metrics": r.metrics, "epochs": r.epochs, "best_val_psnr": r.best_val_psnr,
-             "val_psnr": [[e, p] for e, p in r.curve], "checkpoint": str(r.checkpoint) if r.checkpoint else None,
+             "val_psnr": [[e, p] for e, p in r.curve], "checkpoint": relative(r.checkpoint) if r.checkpoint else None,
              "missing": r.missing} for r in sweep.runs]

@@ -121,7 +121,9 @@ def psnr_plot(sweep: Sweep, path: Path) -> list[str]:
     for run in sweep.runs:
         if run.curve:
             epochs, psnr = zip(*run.curve, strict=True)
-            ax.plot([e + 1 for e in epochs], psnr, marker="o", label=run.label)
+            fused = run.stage != "raw"  # dashed: it trains as its unfused twin, so the curves may coincide
+            ax.plot([e + 1 for e in epochs], psnr, marker="x" if fused else "o", linestyle="--" if fused else "-",
+                    label=run.label)
             plotted.append(run.label)
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation PSNR (dB)")

@@ -12,7 +12,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from nir_colorize import PROJECT_ROOT
-from nir_colorize.report.collect import Sweep, run_table_rows
+from nir_colorize.report.collect import Sweep, relative, run_table_rows
 from nir_colorize.report.figures import psnr_plot, sample_grid
 from nir_colorize.report.table import metric_table, paper_table, runs_table
 
@@ -33,13 +33,6 @@ def _data_root(sweep: Sweep) -> Path | None:
     return None
 
 
-def _rel(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(PROJECT_ROOT))
-    except ValueError:
-        return str(path)
-
-
 def _readme(sweep: Sweep, out: Path, files: dict[str, bool], images: list[str], report_cmd: str,
             note: str | None) -> str:
     study = sweep.study
@@ -48,7 +41,7 @@ def _readme(sweep: Sweep, out: Path, files: dict[str, bool], images: list[str], 
     parts = [f"# {study}", "",
              "Made by (from the repository root, `HF_HUB_OFFLINE=1 WANDB_MODE=offline`):", "", "```bash", cmd,
              report_cmd, "```", "",
-             f"Sweep: `{_rel(sweep.path)}` ({len(sweep.runs)} of {len(sweep.expected) or '?'} jobs present).", ""]
+             f"Sweep: `{relative(sweep.path)}` ({len(sweep.runs)} of {len(sweep.expected) or '?'} jobs present).", ""]
     root = _data_root(sweep)
     if root is not None and root == SAMPLE_ROOT.resolve():
         parts += ["**Note.** Trained and tested on the embedded sample (`data/sample`: 32 training, 8 validation "
@@ -58,6 +51,11 @@ def _readme(sweep: Sweep, out: Path, files: dict[str, bool], images: list[str], 
     if note:
         parts += [note, ""]
     parts += ["## Results", "", metric_table(sweep), "## Runs", "", runs_table(sweep)]
+    fused = [f"{r.label} (fusion {r.stage.upper()})" for r in sweep.runs if r.stage != "raw"]
+    if fused:
+        parts += [f"{', '.join(fused)}: the network tested with its fusion (test/metrics.json "
+                  "holds both, without and with). Trained with the same settings and seed as the unfused "
+                  "variant, its validation curve (dashed) coincides with that one's where training is deterministic.", ""]
     if files.get("samples.png"):
         parts += ["## Sample test images", "",
                   f"Columns: NIR, each variant's best checkpoint (with BFWLS for the BFWLS row), ground truth. "
@@ -90,11 +88,11 @@ def write_report(sweep: Sweep, out: str | Path, images: int = 3, tile: int = 160
         made["val_psnr.png"] = any(r.curve for r in sweep.runs)
         if not made["val_psnr.png"]:
             (tmp / "val_psnr.png").unlink()
-        report_cmd = f"python -m nir_colorize.report {_rel(sweep.path)} --out {_rel(out)}"
+        report_cmd = f"python -m nir_colorize.report {relative(sweep.path)} --out {relative(out)}"
         (tmp / "table.md").write_text(f"# {sweep.study}\n\n{metric_table(sweep)}")
         (tmp / "README.md").write_text(_readme(sweep, out, made, names, report_cmd, note))
         (tmp / "summary.json").write_text(json.dumps(
-            {"study": sweep.study, "sweep": str(sweep.path), "command": sweep.command, "runs": run_table_rows(sweep),
+            {"study": sweep.study, "sweep": relative(sweep.path), "command": sweep.command, "runs": run_table_rows(sweep),
              "problems": sweep.problems}, indent=2))
         out.mkdir(exist_ok=True)
         written = {}
