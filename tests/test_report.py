@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageOps
 
 from nir_colorize.report import __main__ as report
@@ -30,6 +31,15 @@ TINY = ["trainer.accelerator=cpu", "trainer.max_epochs=1", "trainer.limit_train_
         "+callbacks.model_checkpoint.save_weights_only=true", "callbacks.validation_images=null"]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny workloads: one torch thread (two gain nothing here and spin-wait on a loaded 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The `make ablation` multirun, tiny: five jobs, each trained then tested with its fusion."""
@@ -37,7 +47,8 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     proc = subprocess.run(
         [sys.executable, "-m", "nir_colorize.train", "-m", "+experiment=" + ",".join(EXPERIMENTS),
          "study=test_study", *TINY, f"paths.log_dir={tmp / 'logs'}"],
-        cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)},
+        cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT),
+                       "OMP_NUM_THREADS": "1"},  # tiny jobs: 2 threads gain nothing and spin on a loaded CPU (4x slower)
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     sweeps = list((tmp / "logs" / "train" / "multiruns" / "test_study").iterdir())  # the study names the folder

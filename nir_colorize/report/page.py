@@ -51,11 +51,10 @@ def _readme(sweep: Sweep, out: Path, files: dict[str, bool], images: list[str], 
     if note:
         parts += [note, ""]
     parts += ["## Results", "", metric_table(sweep), "## Runs", "", runs_table(sweep)]
-    fused = [f"{r.label} (fusion {r.stage.upper()})" for r in sweep.runs if r.stage != "raw"]
-    if fused:
-        parts += [f"{', '.join(fused)}: the network tested with its fusion (test/metrics.json "
-                  "holds both, without and with). Trained with the same settings and seed as the unfused "
-                  "variant, its validation curve (dashed) coincides with that one's where training is deterministic.", ""]
+    for r in (r for r in sweep.runs if r.stage != "raw"):
+        parts += [f"{r.label}: the network followed by {r.stage.upper()} at test time (its test/metrics.json holds "
+                  "both). Trained with the same settings and seed as the variant without fusion, its validation "
+                  "curve (dashed) coincides with that one's where training is deterministic.", ""]
     if files.get("samples.png"):
         parts += ["## Sample test images", "",
                   f"Columns: NIR, each variant's best checkpoint (with BFWLS for the BFWLS row), ground truth. "
