@@ -15,6 +15,7 @@ from nir_colorize.module import ColorizationModule
 from nir_colorize.results import write_results
 from nir_colorize.utils.distributed import gather_rows
 from nir_colorize.utils.instantiate import instantiate_callbacks, instantiate_loggers
+from nir_colorize.utils.loggers import finish_wandb
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
                                   {"title": f"Test metrics: {cfg.model.name}", "checkpoint": best,
                                    "data": cfg.data.source.get("root")}, stage_labels(cfg))
             log.info("test metrics:\n%s", paths["md"].read_text())
+    finish_wandb(trainer.loggers)  # one W&B run per job of a sweep
     if trainer.is_global_zero:
         ckpt_dir = out / "checkpoints"
         print(f"\nrun directory: {out}\n  checkpoints: {ckpt_dir if ckpt_dir.exists() else '(none)'}\n"

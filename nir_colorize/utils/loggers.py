@@ -43,6 +43,13 @@ def wandb_logger(**kwargs: Any) -> WandbLogger:
     return WandbLogger(**kwargs)
 
 
+def finish_wandb(loggers: list[Any]) -> None:
+    """End this job's W&B run: the next job of a sweep (same process) would otherwise log into it."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and getattr(logger, "_experiment", None) is not None:
+            logger.experiment.finish()
+
+
 def _settings() -> Any:
     import wandb
 
