@@ -34,8 +34,13 @@ format: install
 bench: install
 	$(PY) -m nir_colorize.bench
 
+# make ablation [STUDY=name] [ARGS="trainer.max_epochs=3 data.batch_size=4"]: the five variants, then the report
+STUDY ?= ablation
+ARGS ?=
+ABLATION := ablation_scd,ablation_linknet,ablation_acd,ablation_colornet,ablation_colornet_bfwls
 ablation: install
-	$(PY) -m nir_colorize.train -m +experiment=ablation_scd,ablation_linknet,ablation_acd,ablation_colornet,ablation_colornet_bfwls
+	$(PY) -m nir_colorize.train -m +experiment=$(ABLATION) study=$(STUDY) $(ARGS)
+	$(PY) -m nir_colorize.report --study $(STUDY)
 
 clean:
 	rm -rf logs outputs multirun .pytest_cache .ruff_cache
