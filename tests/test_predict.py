@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ from PIL import Image
 from torch import nn
 
 from nir_colorize import PROJECT_ROOT, inference, predict
+from nir_colorize.bench import predict as bench_predict
 from nir_colorize.data.io import read_nir
 from nir_colorize.eval import load_module
 from nir_colorize.fusion import BFWLS
@@ -40,9 +42,13 @@ def test_predict_writes_input_sized_pngs(trained_run: Path, sample_dir: Path, tm
     inputs.mkdir()
     shutil.copy(sample_dir / TEST_PNG, inputs)
     shutil.copy(sample_dir / ODD, inputs)
+    gray = np.asarray(Image.open(sample_dir / TEST_PNG).convert("L"))[:250, :201]
+    Image.fromarray(np.stack([gray] * 3, -1)).save(inputs / "three.jpg", quality=95)  # 3 identical channels
+    Image.fromarray(gray.astype(np.uint16) * 257).save(inputs / "deep.png")  # 16-bit
     out = tmp_path / "out"
     result = predict.run(predict_cfg(trained_run / "checkpoints" / "last.ckpt", inputs, out, tmp_path))
-    assert sorted(p.name for p in result.written) == ["0000_nir.png", "testing_0000_nir_reg.png"]
+    assert sorted(p.name for p in result.written) == ["0000_nir.png", "deep.png", "testing_0000_nir_reg.png",
+                                                      "three.png"]
     assert not result.failed
     for src in inputs.iterdir():
         with Image.open(out / f"{src.stem}.png") as im:
@@ -51,6 +57,7 @@ def test_predict_writes_input_sized_pngs(trained_run: Path, sample_dir: Path, tm
             assert im.size == (w, h)
             assert np.asarray(im).std() > 0  # a real image, not a constant fill
     assert Image.open(out / "0000_nir.png").size == (1024, 679)
+    assert Image.open(out / "three.png").size == Image.open(out / "deep.png").size == (201, 250)
     assert not any(p.name.endswith(".part") for p in out.iterdir())  # no temp file left
 
 
@@ -150,3 +157,16 @@ def test_predict_with_bfwls_fusion(trained_run: Path, sample_dir: Path, tmp_path
         expected = BFWLS()(nir, raw)[0].permute(1, 2, 0).numpy() * 255
     assert np.abs(fused - expected).max() <= 1.0  # 8-bit rounding only
     assert np.abs(fused - raw[0].permute(1, 2, 0).numpy() * 255).mean() > 1.0  # the fusion changed the image
+
+
+def test_prediction_benchmark_reports_speed_and_memory(tmp_path: Path) -> None:
+    """The benchmark at a tiny size, tiled (the 4096 x 4096 run is not part of the suite)."""
+    bench_predict.main(["--sizes", "200x120", "--model", "linknet", "--out", str(tmp_path),
+                        "tile=64", "overlap=32", "tile_above=0"])
+    result = json.loads(next(tmp_path.glob("predict-*.json")).read_text())
+    (row,) = result["rows"]
+    assert row["size"] == "200x120" and row["isolated"] and "error" not in row
+    assert row["tiling"] == {"tile": 64, "overlap": 32, "tile_above": 0}
+    assert row["megapixels_per_s"] == pytest.approx(200 * 120 / 1e6 / row["seconds"])
+    assert row["rss_setup_mb"] < row["peak_rss_mb"] < result["max_rss_mb"]
+    assert "| 200x120 |" in next(tmp_path.glob("predict-*.md")).read_text()

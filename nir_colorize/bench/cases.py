@@ -2,7 +2,7 @@
 
 A case is a JSON-able dict ``{"kind": "train" | "infer" | "fusion" | "predict", ...}``; ``run_case`` measures it
 in this process, ``run_isolated`` in a fresh ``python -m nir_colorize.bench.cases`` subprocess so
-that its peak resident memory (``ru_maxrss``) belongs to that case alone.
+that its peak resident memory (``VmHWM``, see ``timing.peak_rss_mb``) belongs to that case alone.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 For each size, a fresh process runs ``nir_colorize.predict`` (read the PNG, tiled inference with the
 defaults, write the colour PNG) on the real sample NIR image mirror-extended to that size, with an
 untrained checkpoint of the paper's model, and reports seconds, megapixels per second and its peak
-resident memory (``ru_maxrss``: imports, model and buffers included). Exits 1 when a size fails or
+resident memory (``VmHWM``: imports, model and buffers included). Exits 1 when a size fails or
 exceeds ``--max-rss-mb`` (default 3072). Writes ``<out>/predict-<machine>.{json,md}``. See docs/predict.md.
 """
 
