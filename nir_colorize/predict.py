@@ -94,11 +94,14 @@ def advance(bar: tqdm, done: int, total: int) -> None:
 
 @dataclass
 class PredictResult:
+    """Outputs written, and (input, problem) of each input that could not be read."""
+
+    out_dir: Path
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
 
     def report(self) -> str:
-        lines = [f"wrote {len(self.written)} image(s)"]
+        lines = [f"wrote {len(self.written)} image(s) to {self.out_dir}"]
         if self.failed:
             lines.append(f"failed: {len(self.failed)} image(s):")
             lines += [f"  {path}: {problem}" for path, problem in self.failed]
@@ -113,7 +116,7 @@ def run(cfg: DictConfig) -> PredictResult:
     net = load_module(cfg.ckpt_path).net.eval().to(device)
     fusion = instantiate(cfg.fusion.callback).fusion if cfg.fusion.get("callback") else None
     tiling = {"tile": cfg.tile, "overlap": cfg.overlap, "tile_above": cfg.tile_above, "batch_size": cfg.batch_size}
-    result = PredictResult()
+    result = PredictResult(out_dir)
     with tqdm(pairs, desc="colorize", unit="image", file=sys.stderr, disable=not cfg.progress) as bar:
         for src, dst in bar:
             bar.set_postfix_str(src.name)
@@ -129,7 +132,7 @@ def run(cfg: DictConfig) -> PredictResult:
                 if fusion is not None:
                     rgb = fusion(nir.to(device), rgb.to(device)).cpu()
                 result.written.append(write_rgb(dst, rgb))
-    print(f"{result.report()} to {out_dir}")
+    print(result.report())
     return result
 
 
