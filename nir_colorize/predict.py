@@ -1,52 +1,145 @@
-"""Colorize NIR images: ``python -m nir_colorize.predict ckpt_path=P input=FILE|DIR output=DIR``."""
+"""Colorize NIR images of any size: ``python -m nir_colorize.predict ckpt_path=P input=FILE|DIR|GLOB output=DIR``.
+
+Options: ``fusion=bfwls`` (BFWLS at full resolution after the network), ``tile=`` / ``overlap=`` /
+``tile_above=`` (tiled inference, see ``nir_colorize.inference``; ``tile=null``: always whole images),
+``overwrite=true`` (replace existing outputs). One ``<stem>.png`` per input, at the input's size.
+Unreadable inputs are reported and skipped; the run then exits with status 1. See docs/predict.md.
+"""
 
 from __future__ import annotations
 
+import glob
 import logging
+import sys
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import hydra
+import numpy as np
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig
+from PIL import Image
+from tqdm import tqdm
 
-from nir_colorize import CONFIG_DIR
-from nir_colorize.data.dataset import to_tensor
-from nir_colorize.data.io import IMAGE_SUFFIXES, read_nir, write_png
+from nir_colorize import CONFIG_DIR, inference
+from nir_colorize.data.io import IMAGE_SUFFIXES, ImageReadError, atomic_path, read_nir
 from nir_colorize.eval import load_module
 
 log = logging.getLogger(__name__)
 
 
 def list_inputs(spec: str) -> list[Path]:
-    """Files named by ``spec``: one image, a folder of images, or a glob pattern."""
+    """Files named by ``spec``: one image, a folder of images, or a glob pattern (``**`` recurses)."""
     path = Path(spec)
     if path.is_file():
         return [path]
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     else:
-        files = sorted(p for p in Path().glob(spec) if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(Path(p) for p in glob.glob(spec, recursive=True)
+                       if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise FileNotFoundError(f"input {spec}: no images found")
+        raise FileNotFoundError(f"input {spec}: no images found ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return files
 
 
-@torch.no_grad()
-def run(cfg: DictConfig) -> list[Path]:
-    module = load_module(cfg.ckpt_path).eval()
+def plan_outputs(inputs: list[Path], out_dir: Path, overwrite: bool = False) -> list[tuple[Path, Path]]:
+    """(input, output) pairs; refuses, before anything is written, an output that would replace an
+    input, two inputs with the same stem, and (unless ``overwrite``) outputs that already exist."""
+    pairs = [(src, out_dir / f"{src.stem}.png") for src in inputs]
+    by_name: dict[Path, list[Path]] = {}
+    for src, dst in pairs:
+        by_name.setdefault(dst, []).append(src)
+    clashes = {dst: srcs for dst, srcs in by_name.items() if len(srcs) > 1}
+    if clashes:
+        lines = "\n".join(f"  {dst.name}: {', '.join(map(str, srcs))}" for dst, srcs in clashes.items())
+        raise ValueError(f"inputs with the same name would write the same output in {out_dir}:\n{lines}\n"
+                         "colorize them into separate output folders")
+    sources = {src.resolve() for src in inputs}
+    onto_input = [dst for _, dst in pairs if dst.resolve() in sources]
+    if onto_input:
+        raise ValueError(f"output {onto_input[0]} would overwrite an input image; choose another output folder")
+    existing = [dst for _, dst in pairs if dst.exists()]
+    if existing and not overwrite:
+        listed = "\n".join(f"  {p}" for p in existing[:10]) + ("\n  ..." if len(existing) > 10 else "")
+        raise FileExistsError(f"{len(existing)} output(s) already exist (pass overwrite=true to replace them):\n{listed}")
+    return pairs
+
+
+def resolve_device(accelerator: str) -> torch.device:
+    """``trainer.accelerator`` to a device: cpu, or the GPU (``gpu``/``cuda``, or ``auto`` when one exists)."""
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ValueError(f"trainer.accelerator={accelerator}: no CUDA device here (use trainer.accelerator=cpu)")
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    if accelerator in ("cpu", "auto"):
+        return torch.device("cpu")
+    raise ValueError(f"trainer.accelerator={accelerator}: predict runs on cpu, gpu or auto")
+
+
+def write_rgb(path: Path, rgb: torch.Tensor) -> Path:
+    """Write RGB (1, 3, H, W) in [0, 1] as an 8-bit PNG, atomically (temp file + rename), in place of ``rgb``."""
+    arr = rgb[0].mul_(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(arr)).save(tmp, format="PNG")
+    return path
+
+
+def advance(bar: tqdm, done: int, total: int) -> None:
+    bar.total = total
+    bar.update(done - bar.n)
+
+
+@dataclass
+class PredictResult:
+    """Outputs written, and (input, problem) of each input that could not be read."""
+
+    out_dir: Path
+    written: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+    def report(self) -> str:
+        lines = [f"wrote {len(self.written)} image(s) to {self.out_dir}"]
+        if self.failed:
+            lines.append(f"failed: {len(self.failed)} image(s):")
+            lines += [f"  {path}: {problem}" for path, problem in self.failed]
+        return "\n".join(lines)
+
+
+def run(cfg: DictConfig) -> PredictResult:
+    """Colorize every input of ``cfg.input`` into ``cfg.output``; unreadable files are collected, not raised."""
     out_dir = Path(cfg.output)
-    written = []
-    for path in list_inputs(str(cfg.input)):
-        nir = to_tensor(read_nir(path))[None]
-        pred = module(nir).clamp(0, 1)[0].permute(1, 2, 0).numpy()
-        written.append(write_png(out_dir / f"{path.stem}.png", pred))
-    print(f"wrote {len(written)} image(s) to {out_dir}")
-    return written
+    pairs = plan_outputs(list_inputs(str(cfg.input)), out_dir, bool(cfg.overwrite))
+    device = resolve_device(str(cfg.trainer.accelerator))
+    net = load_module(cfg.ckpt_path).net.eval().to(device)
+    fusion = instantiate(cfg.fusion.callback).fusion if cfg.fusion.get("callback") else None
+    tiling = {"tile": cfg.tile, "overlap": cfg.overlap, "tile_above": cfg.tile_above, "batch_size": cfg.batch_size}
+    result = PredictResult(out_dir)
+    with tqdm(pairs, desc="colorize", unit="image", file=sys.stderr, disable=not cfg.progress) as bar:
+        for src, dst in bar:
+            bar.set_postfix_str(src.name)
+            try:
+                nir = torch.from_numpy(read_nir(src)[..., 0])[None, None]
+            except ImageReadError as exc:
+                log.error("skipped %s", exc)
+                result.failed.append((src, exc.problem))
+                continue
+            with torch.inference_mode(), tqdm(desc="tiles", unit="tile", leave=False, file=sys.stderr,
+                                               disable=not cfg.progress) as tiles:
+                rgb = inference.colorize(net, nir, **tiling, progress=partial(advance, tiles))
+                if fusion is not None:
+                    rgb = fusion(nir.to(device), rgb.to(device)).cpu()
+                result.written.append(write_rgb(dst, rgb))
+    print(result.report())
+    return result
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
-    run(cfg)
+    if run(cfg).failed:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Benchmark cases (training step, inference, fusion), each runnable in a fresh process.
 
-A case is a JSON-able dict ``{"kind": "train" | "infer" | "fusion", ...}``; ``run_case`` measures it
+A case is a JSON-able dict ``{"kind": "train" | "infer" | "fusion" | "predict", ...}``; ``run_case`` measures it
 in this process, ``run_isolated`` in a fresh ``python -m nir_colorize.bench.cases`` subprocess so
-that its peak resident memory (``ru_maxrss``) belongs to that case alone.
+that its peak resident memory (``VmHWM``, see ``timing.peak_rss_mb``) belongs to that case alone.
 """
 
 from __future__ import annotations
@@ -132,7 +132,14 @@ def timed(fn, device: str, warmup: int, repeat: int, *, per_call: float, unit: s
             "peak_rss_mb": peak_rss_mb(), "peak_cuda_mb": cuda_peak_mb(device), **extra}
 
 
-CASES = {"train": train_case, "infer": infer_case, "fusion": fusion_case}
+def predict_case(**kwargs) -> dict:
+    """End to end ``nir_colorize.predict`` of one image (``nir_colorize.bench.predict``)."""
+    from nir_colorize.bench.predict import predict_case as run
+
+    return run(**kwargs)
+
+
+CASES = {"train": train_case, "infer": infer_case, "fusion": fusion_case, "predict": predict_case}
 
 
 def run_case(case: dict) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import resource
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -66,8 +67,18 @@ def measure(fn: Callable[[], object], warmup: int = 1, repeat: int = 5,
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MiB (``ru_maxrss`` is KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident set size of this process so far, in MiB: ``VmHWM`` of ``/proc/self/status`` on Linux,
+    else ``ru_maxrss`` (KiB on Linux, bytes on macOS). Not ``ru_maxrss`` first: Linux carries it over
+    ``exec``, so a subprocess started (vfork + exec) from a large process would report the parent's peak."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 1024
 
 
 def reset_cuda_peak(device: torch.device | str) -> None:

@@ -1,0 +1,112 @@
+"""End-to-end prediction benchmark: ``python -m nir_colorize.bench.predict [--sizes 1024x680,4096x4096]``.
+
+For each size, a fresh process runs ``nir_colorize.predict`` (read the PNG, tiled inference with the
+defaults, write the colour PNG) on the real sample NIR image mirror-extended to that size, with an
+untrained checkpoint of the paper's model, and reports seconds, megapixels per second and its peak
+resident memory (``VmHWM``: imports, model and buffers included). Exits 1 when a size fails or
+exceeds ``--max-rss-mb`` (default 3072). Writes ``<out>/predict-<machine>.{json,md}``. See docs/predict.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from PIL import Image
+
+from nir_colorize import PROJECT_ROOT
+from nir_colorize.bench import report
+from nir_colorize.bench.cases import paper_model, real_nir, run_isolated
+from nir_colorize.bench.timing import peak_rss_mb
+from nir_colorize.data.io import to_uint8
+
+
+def write_checkpoint(model: str, path: Path) -> Path:
+    """An untrained ``ColorizationModule`` of ``model`` saved as a checkpoint ``load_module`` accepts."""
+    from nir_colorize.module import ColorizationModule
+
+    module = ColorizationModule(model={"name": model})
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
+                "pytorch-lightning_version": L.__version__}, path)
+    return path
+
+
+def predict_case(model: str, width: int, height: int, device: str, overrides: list[str]) -> dict:
+    """Seconds, megapixels/s and peak RSS of one ``nir_colorize.predict`` run on one width x height image."""
+    from nir_colorize import predict
+    from nir_colorize.utils.compose import compose_config
+
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        ckpt = write_checkpoint(model, tmp / "model.ckpt")
+        Image.fromarray(to_uint8(real_nir(width, height))).save(tmp / "nir.png")
+        cfg = compose_config("predict", [f"ckpt_path={ckpt}", f"input={tmp / 'nir.png'}", f"output={tmp / 'out'}",
+                                         f"trainer.accelerator={'cpu' if device == 'cpu' else 'gpu'}",
+                                         "progress=false", *overrides], output_dir=tmp / "run")
+        rss_setup = peak_rss_mb()
+        start = time.perf_counter()
+        result = predict.run(cfg)
+        seconds = time.perf_counter() - start
+        with Image.open(tmp / "out" / "nir.png") as im:
+            if result.failed or im.size != (width, height):
+                raise RuntimeError(f"prediction failed or has the wrong size: {result.report()}, {im.size}")
+    return {"seconds": seconds, "megapixels_per_s": width * height / 1e6 / seconds, "rss_setup_mb": rss_setup,
+            "peak_rss_mb": peak_rss_mb(), "tiling": {k: cfg[k] for k in ("tile", "overlap", "tile_above")}}
+
+
+def markdown(result: dict) -> str:
+    meta = result["meta"]
+    lines = [f"# Prediction benchmark: {meta['machine']}", "",
+             f"{meta['date']}, commit {meta['git_commit']}, torch {meta['torch']}, device {meta['device']}, "
+             f"{meta['cpus']} CPUs, {meta['torch_threads']} torch threads, load average "
+             f"{meta.get('load_average', ['?'])[0]} at start. Model {result['model']} (untrained), one run per size, "
+             "end to end (read PNG, colorize, write PNG); peak RSS of a fresh process.", "",
+             f"| image | s / image | megapixels / s | peak RSS MiB (limit {result['max_rss_mb']:.0f}) |",
+             "|---|---|---|---|"]
+    for row in result["rows"]:
+        if "error" in row:
+            lines.append(f"| {row['size']} | failed: {row['error']} | - | - |")
+        else:
+            ok = "ok" if row["peak_rss_mb"] <= result["max_rss_mb"] else "OVER"
+            lines.append(f"| {row['size']} | {row['seconds']:.1f} | {row['megapixels_per_s']:.4f} | "
+                         f"{row['peak_rss_mb']:.0f} ({ok}) |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1024x680,4096x4096", help="comma-separated WIDTHxHEIGHT")
+    parser.add_argument("--model", default=None, help="a model of nir_colorize.models (default: colornet)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--max-rss-mb", type=float, default=3072.0, help="peak memory limit per image size")
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "experiments" / "bench", help="output folder")
+    parser.add_argument("overrides", nargs="*", help="predict config overrides, e.g. tile=768 overlap=128")
+    args = parser.parse_args(argv)
+    model = args.model or paper_model()
+    result = {"meta": report.machine_meta(args.device), "model": model, "max_rss_mb": args.max_rss_mb, "rows": []}
+    for size in args.sizes.split(","):
+        width, height = map(int, size.lower().split("x"))
+        case = {"kind": "predict", "model": model, "width": width, "height": height, "device": args.device,
+                "overrides": args.overrides}
+        row = {"size": f"{width}x{height}", **run_isolated(case)}
+        print(f"  {row['size']}: " + (row.get("error") or f"{row['seconds']:.1f} s, {row['megapixels_per_s']:.4f} "
+                                      f"MP/s, peak RSS {row['peak_rss_mb']:.0f} MiB"), flush=True)
+        result["rows"].append(row)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"predict-{result['meta']['machine']}"
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(markdown(result))
+    print(markdown(result) + f"wrote {stem}.json and {stem}.md")
+    if any("error" in r or r["peak_rss_mb"] > args.max_rss_mb for r in result["rows"]):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
