@@ -19,6 +19,17 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample"
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for small workloads: two gain nothing there and spin-wait on a loaded 2-core machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def sample_dir() -> Path:
     return SAMPLE

@@ -20,13 +20,7 @@ SCENES = ROOT / "data" / "sample" / "nirscene1"
 HALF_LEVEL = 1.0 / 510.0
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on the shared 2-core machines two threads oversubscribed by other jobs are far slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image, ImageOps
 
 from nir_colorize.report import __main__ as report
@@ -31,13 +30,7 @@ TINY = ["trainer.accelerator=cpu", "trainer.max_epochs=1", "trainer.limit_train_
         "+callbacks.model_checkpoint.save_weights_only=true", "callbacks.validation_images=null"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny workloads: one torch thread (two gain nothing here and spin-wait on a loaded 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
