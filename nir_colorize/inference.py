@@ -1,6 +1,7 @@
 """Colorize an NIR image of any size: whole, or in overlapping tiles blended with raised-cosine weights.
 
-Tiles are ``tile`` x ``tile`` (rounded up to the model's output stride) and start on multiples of the
+Tiles are ``tile`` x ``tile`` (rounded up to the model's ``pad_multiple``, its output stride or, for
+ColorNet, twice that) and start on multiples of the
 stride, spread evenly so that neighbours overlap by at least ``overlap``; the last tile of a row or
 column ends at the image edge, so every tile is full-size (bottom/right tiles are reflect-padded by
 less than one stride, exactly as the model pads a whole image). Each tile's output is weighted by a
@@ -20,9 +21,11 @@ from torch import nn
 
 from nir_colorize.models.base import pad_to_multiple
 
-TILE = 512
-OVERLAP = 64
-TILE_ABOVE = 2 * TILE * TILE  # default: images with more pixels than this are tiled
+# 640 / 192: tiled ColorNet agrees with the whole image within 2/255 on 99.998 % of a 2048x1200 real image,
+# where 512 / 64 gave 94.7 % and 640 / 128 98.7 % (a network's zero padding reaches far into a tile)
+TILE = 640
+OVERLAP = 192
+TILE_ABOVE = 2 * 512 * 512  # default: images with more pixels than this are tiled (about 0.5 Mpx)
 BATCH = {"cpu": 1, "cuda": 4}  # tiles per forward pass (CPU: no speed-up from batching, only memory)
 RAMP_START = 0.25  # fraction of an overlap, at each end, where the tile cut there gets weight 0
 
@@ -87,7 +90,7 @@ def colorize(net: nn.Module, nir: torch.Tensor, tile: int | None = TILE, overlap
             progress(1, 1)
         return out
     batch_size = batch_size or BATCH.get(device.type, 1)
-    stride = int(getattr(net, "output_stride", 1))
+    stride = int(getattr(net, "pad_multiple", getattr(net, "output_stride", 1)))
     tile = align_up(tile, stride)
     overlap = align_up(overlap, stride)
     if not 0 <= overlap < tile:

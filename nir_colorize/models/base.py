@@ -22,19 +22,26 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
 
 
 class Colorizer(nn.Module):
-    """Base of every variant: maps NIR in [0, 1] to [-1, 1], pads to the output stride,
-    runs ``self.core`` (which ends in ``tanh``), crops back and maps to [0, 1]."""
+    """Base of every variant: maps NIR in [0, 1] to [-1, 1], pads to ``pad_multiple``,
+    runs ``self.core`` (which ends in ``tanh``), crops back and maps to [0, 1].
+
+    ``output_stride``: the encoder's deepest map is 1/``output_stride`` of the input. ``pad_multiple``
+    (default: ``output_stride``): the network's total downsampling, so that a shift of the input by a
+    multiple of it shifts the output alike (e.g. 32 for ColorNet, whose GLFFNet halves the /16 map once
+    more); tiled inference aligns its tiles to it.
+    """
 
     output_stride: int = 32
 
-    def __init__(self, core: nn.Module, output_stride: int) -> None:
+    def __init__(self, core: nn.Module, output_stride: int, pad_multiple: int | None = None) -> None:
         super().__init__()
         self.core = core
         self.output_stride = output_stride
+        self.pad_multiple = pad_multiple or output_stride
 
     def forward_tanh(self, nir: torch.Tensor) -> torch.Tensor:
         """Raw network output in [-1, 1], same H, W as ``nir``."""
-        x, (h, w) = pad_to_multiple(nir * 2.0 - 1.0, self.output_stride)
+        x, (h, w) = pad_to_multiple(nir * 2.0 - 1.0, self.pad_multiple)
         return self.core(x)[..., :h, :w]
 
     def forward(self, nir: torch.Tensor) -> torch.Tensor:
