@@ -20,11 +20,10 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from PIL import Image
 from tqdm import tqdm
 
 from nir_colorize import CONFIG_DIR, inference
-from nir_colorize.data.io import IMAGE_SUFFIXES, ImageReadError, atomic_path, read_nir
+from nir_colorize.data.io import IMAGE_SUFFIXES, ImageReadError, read_nir, write_png
 from nir_colorize.eval import load_module
 
 log = logging.getLogger(__name__)
@@ -80,11 +79,10 @@ def resolve_device(accelerator: str) -> torch.device:
 
 
 def write_rgb(path: Path, rgb: torch.Tensor) -> Path:
-    """Write RGB (1, 3, H, W) in [0, 1] as an 8-bit PNG, atomically (temp file + rename), in place of ``rgb``."""
+    """Write RGB (1, 3, H, W) in [0, 1] as an 8-bit PNG (``write_png``: atomic); converts in place of ``rgb``,
+    so a large image needs no float copies."""
     arr = rgb[0].mul_(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    with atomic_path(path) as tmp:
-        Image.fromarray(np.ascontiguousarray(arr)).save(tmp, format="PNG")
-    return path
+    return write_png(path, np.ascontiguousarray(arr))
 
 
 def advance(bar: tqdm, done: int, total: int) -> None:

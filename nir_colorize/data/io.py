@@ -172,8 +172,8 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """Write a [0, 1] float (H, W, 3|1) image as 8-bit PNG atomically (temp file + rename)."""
-    arr = to_uint8(image)
+    """Write a [0, 1] float (or already uint8) (H, W, 3|1) image as 8-bit PNG atomically (temp file + rename)."""
+    arr = image if image.dtype == np.uint8 else to_uint8(image)
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     with atomic_path(path) as tmp:
