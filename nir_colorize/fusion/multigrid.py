@@ -54,30 +54,48 @@ def _down(x: torch.Tensor) -> torch.Tensor:  # out[i, j] = x[i + 1, j], 0 at the
     return out
 
 
-def _acc_src(out: torch.Tensor, coef: torch.Tensor, x: torch.Tensor, shift: int) -> None:
-    """In place ``out[p] += coef[p - shift] * x[p - shift]`` over flat indices (zero where p - shift is outside).
+def _slice_coef(coef: torch.Tensor, shift: int) -> torch.Tensor:
+    """The flat view of ``coef`` that :func:`_acc_src` / :func:`_acc_dst` pair with a flat ``shift`` (cut once, at setup)."""
+    c = coef.flatten(-2)
+    return c[..., :-shift] if shift > 0 else c[..., -shift:] if shift < 0 else c
+
+
+def _acc_src(o: torch.Tensor, c: torch.Tensor, v: torch.Tensor, shift: int) -> None:
+    """In place ``o[p] += coef[p - shift] * v[p - shift]`` on flat arrays; ``c = _slice_coef(coef, shift)``.
 
     Every caller's ``coef`` is zero on the column a horizontal flat shift wraps around, so flat
     offsets stand for 2-D neighbours.
     """
-    o, c, v = out.flatten(-2), coef.flatten(-2), x.flatten(-2)
     if shift > 0:
-        o[..., shift:].addcmul_(c[..., :-shift], v[..., :-shift])
+        o[..., shift:].addcmul_(c, v[..., :-shift])
     elif shift < 0:
-        o[..., :shift].addcmul_(c[..., -shift:], v[..., -shift:])
+        o[..., :shift].addcmul_(c, v[..., -shift:])
     else:
         o.addcmul_(c, v)
 
 
-def _acc_dst(out: torch.Tensor, coef: torch.Tensor, x: torch.Tensor, shift: int) -> None:
-    """In place ``out[p] += coef[p] * x[p + shift]`` over flat indices (zero where p + shift is outside)."""
-    o, c, v = out.flatten(-2), coef.flatten(-2), x.flatten(-2)
+def _acc_dst(o: torch.Tensor, c: torch.Tensor, v: torch.Tensor, shift: int) -> None:
+    """In place ``o[p] += coef[p] * v[p + shift]`` on flat arrays; ``c = _slice_coef(coef, shift)``."""
     if shift > 0:
-        o[..., :-shift].addcmul_(c[..., :-shift], v[..., shift:])
+        o[..., :-shift].addcmul_(c, v[..., shift:])
     elif shift < 0:
-        o[..., -shift:].addcmul_(c[..., -shift:], v[..., :shift])
+        o[..., -shift:].addcmul_(c, v[..., :shift])
     else:
         o.addcmul_(c, v)
+
+
+def _add_neighbours(out: torch.Tensor, x: torch.Tensor, coefs: tuple[torch.Tensor, ...], W: int,
+                    value: float = 1.0) -> torch.Tensor:
+    """In place ``out[p] += value * (e[p] x[p+1] + w[p] x[p-1] + s[p] x[p+W] + n[p] x[p-W])`` on flat arrays.
+
+    ``coefs = (e, w, s, n)`` are pre-sliced to the overlapping ranges (lengths n-1, n-1, n-W, n-W).
+    """
+    e, w, s, n = coefs
+    out[..., :-1].addcmul_(e, x[..., 1:], value=value)
+    out[..., 1:].addcmul_(w, x[..., :-1], value=value)
+    out[..., :-W].addcmul_(s, x[..., W:], value=value)
+    out[..., W:].addcmul_(n, x[..., :-W], value=value)
+    return out
 
 
 def _split(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,24 +119,49 @@ def _interleave(ee: torch.Tensor, eo: torch.Tensor, oe: torch.Tensor, oo: torch.
 
 
 class Laplacian5:
-    """The operator ``diag(m) + L(ax, ay)``: ``apply`` (matrix-vector product) and its diagonal."""
+    """The operator ``A = diag(m) + L(ax, ay)``: products, residuals and its diagonal.
+
+    Neighbours are addressed by flat offsets (1, W) of contiguous arrays (fast on CPU); the couplings
+    are zero on the last column / row, so nothing wraps around.
+    """
 
     def __init__(self, m: torch.Tensor, ax: torch.Tensor, ay: torch.Tensor) -> None:
         self.m, self.ax, self.ay = m.contiguous(), ax.contiguous(), ay.contiguous()
         self.diag = m + ax + _left(ax) + ay + _up(ay)
         self.inv_diag = 1.0 / self.diag
+        self.W = W = ax.shape[-1]
+        cx, cy = self.ax.flatten(-2)[..., :-1], self.ay.flatten(-2)[..., :-W]
+        self.couplings = (cx, cx, cy, cy)  # (e, w, s, n) pre-sliced for _add_neighbours
 
     def apply(self, u: torch.Tensor) -> torch.Tensor:
-        """``A u``, with neighbours addressed by flat offsets (1, W) of contiguous arrays (fast)."""
-        W = u.shape[-1]
-        u = u.contiguous().flatten(-2)
-        ax, ay = self.ax.flatten(-2), self.ay.flatten(-2)  # zero last column / row: no wrap-around
-        out = self.diag.flatten(-2) * u
-        out[..., :-1].addcmul_(ax[..., :-1], u[..., 1:], value=-1.0)
-        out[..., 1:].addcmul_(ax[..., :-1], u[..., :-1], value=-1.0)
-        out[..., :-W].addcmul_(ay[..., :-W], u[..., W:], value=-1.0)
-        out[..., W:].addcmul_(ay[..., :-W], u[..., :-W], value=-1.0)
-        return out.unflatten(-1, (-1, W))
+        """``A u`` for (..., H, W) ``u``."""
+        u = u.contiguous()
+        out = self.diag * u
+        _add_neighbours(out.flatten(-2), u.flatten(-2), self.couplings, self.W, value=-1.0)
+        return out
+
+    def residual(self, b: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """``b - A u`` (both contiguous (..., H, W)), fused into five passes."""
+        out = torch.addcmul(b, self.diag, u, value=-1.0)
+        _add_neighbours(out.flatten(-2), u.flatten(-2), self.couplings, self.W)
+        return out
+
+    def apply_accurate(self, u: torch.Tensor) -> torch.Tensor:
+        """``A u = m u + sum a (u_i - u_j)``: rounding relative to neighbour differences, not to ``diag * u``.
+
+        Where couplings are ~1e4 and ``u`` is smooth, ``diag * u - sum a u_j`` loses ~4 digits to
+        cancellation; this form keeps float32 CG residuals true to ~1e-7 (measured), so no float64 pass.
+        """
+        W, uf = self.W, u.contiguous().flatten(-2)
+        cx, _, cy, _ = self.couplings
+        dx = torch.sub(uf[..., :-1], uf[..., 1:]).mul_(cx)
+        dy = torch.sub(uf[..., :-W], uf[..., W:]).mul_(cy)
+        out = self.m.flatten(-2) * uf
+        out[..., :-1] += dx
+        out[..., 1:] -= dx
+        out[..., :-W] += dy
+        out[..., W:] -= dy
+        return out.view(u.shape)
 
     def to(self, dtype: torch.dtype) -> Laplacian5:
         return Laplacian5(self.m.to(dtype), self.ax.to(dtype), self.ay.to(dtype))
@@ -179,42 +222,66 @@ class _Elimination:
         self.coarse = (m_ee, cx + d1 * f1 + _up(d1 * g1) + d2 * f2 + _up(d2 * g2),
                        cy + _left(d1 * f1) + d1 * g1 + d2 * f2 + _left(d2 * g2))
 
-        # coefficients of restrict / interpolate, pre-divided by the eliminated points' diagonals
-        self.to_ee = (aw, ae, bn, bs)
-        self.to_oo = (as_, an, be, bw)
-        self.from_ee_oo = tuple(c * k3 for c in self.corners)
-        self.from_eo = (aw * k1, ae * k1, an * k1, as_ * k1)
-        self.from_oe = (bn * k2, bs * k2, bw * k2, be * k2)
+        # coefficients of restrict / interpolate (pre-divided by the eliminated points' diagonals), as
+        # (flat coefficient cut for its shift, source or destination phase, flat shift)
+        Wh = m_ee.shape[-1]
+        self.inv_eo, self.inv_oe, self.inv_oo = k1.flatten(-2), k2.flatten(-2), k3.flatten(-2)
+        self.to_ee = [(_slice_coef(c, sh), src, sh) for c, src, sh in
+                      ((aw, 0, 0), (ae, 0, 1), (bn, 1, 0), (bs, 1, Wh))]  # src 0: y_eo, 1: y_oe
+        self.to_oo = [(_slice_coef(c, sh), src, sh) for c, src, sh in
+                      ((as_, 0, 0), (an, 0, -Wh), (be, 1, 0), (bw, 1, -1))]
+        self.oo_to_ee = [(_slice_coef(c, sh), sh) for c, sh in ((nw, 0), (ne, 1), (sw, Wh), (se, Wh + 1))]
+        self.ee_to_oo = [(_slice_coef(c * k3, sh), sh) for c, sh in ((nw, 0), (ne, 1), (sw, Wh), (se, Wh + 1))]
+        self.to_eo = [(_slice_coef(c * k1, sh), src, sh) for c, src, sh in
+                      ((aw, 0, 0), (ae, 0, 1), (an, 1, -Wh), (as_, 1, 0))]  # src 0: x_ee, 1: x_oo
+        self.to_oe = [(_slice_coef(c * k2, sh), src, sh) for c, src, sh in
+                      ((bn, 0, 0), (bs, 0, Wh), (bw, 1, -1), (be, 1, 0))]
 
     def restrict(self, b: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """Eliminate the fine points from right-hand side ``b``: the coarse right-hand side and partial solutions."""
         if self.pad != (0, 0):
             b = F.pad(b, (0, self.pad[0], 0, self.pad[1]))
         b_ee, b_eo, b_oe, b_oo = _phases(b)
-        W = b_ee.shape[-1]
-        y_eo, y_oe = b_eo * self.inv_eo, b_oe * self.inv_oe
-        aw, ae, bn, bs = self.to_ee
-        _acc_src(b_ee, aw, y_eo, 0), _acc_src(b_ee, ae, y_eo, 1), _acc_src(b_ee, bn, y_oe, 0), _acc_src(b_ee, bs, y_oe, W)
-        as_, an, be, bw = self.to_oo
-        _acc_src(b_oo, as_, y_eo, 0), _acc_src(b_oo, an, y_eo, -W), _acc_src(b_oo, be, y_oe, 0), _acc_src(b_oo, bw, y_oe, -1)
+        coarse_shape = b_ee.shape
+        b_ee, b_oo = b_ee.flatten(-2), b_oo.flatten(-2)
+        ys = (b_eo.flatten(-2).mul_(self.inv_eo), b_oe.flatten(-2).mul_(self.inv_oe))
+        for c, src, sh in self.to_ee:
+            _acc_src(b_ee, c, ys[src], sh)
+        for c, src, sh in self.to_oo:
+            _acc_src(b_oo, c, ys[src], sh)
         y_oo = b_oo.mul_(self.inv_oo)
-        nw, ne, sw, se = self.corners
-        _acc_src(b_ee, nw, y_oo, 0), _acc_src(b_ee, ne, y_oo, 1), _acc_src(b_ee, sw, y_oo, W)
-        _acc_src(b_ee, se, y_oo, W + 1)
-        return b_ee, (y_eo, y_oe, y_oo)
+        for c, sh in self.oo_to_ee:
+            _acc_src(b_ee, c, y_oo, sh)
+        return b_ee.view(coarse_shape), (*ys, y_oo)
 
     def interpolate(self, x_ee: torch.Tensor, partial: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """Back-substitute the eliminated points given the coarse solution ``x_ee``."""
-        x_eo, x_oe, x_oo = partial
-        W = x_ee.shape[-1]
-        nw, ne, sw, se = self.from_ee_oo
-        _acc_dst(x_oo, nw, x_ee, 0), _acc_dst(x_oo, ne, x_ee, 1), _acc_dst(x_oo, sw, x_ee, W)
-        _acc_dst(x_oo, se, x_ee, W + 1)
-        aw, ae, an, as_ = self.from_eo
-        _acc_dst(x_eo, aw, x_ee, 0), _acc_dst(x_eo, ae, x_ee, 1), _acc_dst(x_eo, an, x_oo, -W), _acc_dst(x_eo, as_, x_oo, 0)
-        bn, bs, bw, be = self.from_oe
-        _acc_dst(x_oe, bn, x_ee, 0), _acc_dst(x_oe, bs, x_ee, W), _acc_dst(x_oe, bw, x_oo, -1), _acc_dst(x_oe, be, x_oo, 0)
-        return _interleave(x_ee, x_eo, x_oe, x_oo)[..., : self.shape[0], : self.shape[1]]
+        """Back-substitute the eliminated points given the coarse solution ``x_ee``; (..., H, W)."""
+        x_eo, x_oe, x_oo = partial  # flat, overwritten
+        xe = x_ee.flatten(-2)
+        for c, sh in self.ee_to_oo:
+            _acc_dst(x_oo, c, xe, sh)
+        srcs = (xe, x_oo)
+        for c, src, sh in self.to_eo:
+            _acc_dst(x_eo, c, srcs[src], sh)
+        for c, src, sh in self.to_oe:
+            _acc_dst(x_oe, c, srcs[src], sh)
+        out = _interleave(x_ee, *(x.view(x_ee.shape) for x in (x_eo, x_oe, x_oo)))
+        return out[..., : self.shape[0], : self.shape[1]]
+
+
+class _Jacobi:
+    """Damped Jacobi ``x <- x + omega D^-1 (b - A x)``, fused as ``(1 - omega) x + s b + sum (s a) x_neighbour``."""
+
+    def __init__(self, op: Laplacian5, omega: float) -> None:
+        self.W = W = op.W
+        self.keep = 1.0 - omega
+        self.s = s = (omega * op.inv_diag).flatten(-2)
+        cx, _, cy, _ = op.couplings
+        self.coefs = (s[..., :-1] * cx, s[..., 1:] * cx, s[..., :-W] * cy, s[..., W:] * cy)
+
+    def sweep(self, x: torch.Tensor, sb: torch.Tensor) -> torch.Tensor:
+        """One sweep on flat ``x`` given ``sb = s * b``; returns a new tensor."""
+        return _add_neighbours(torch.add(sb, x, alpha=self.keep), x, self.coefs, self.W)
 
 
 class Multigrid:
@@ -229,20 +296,22 @@ class Multigrid:
             self.ops.append(op if not self.ops else Laplacian5(m, ax, ay))
             self.levels.append(_Elimination(m, ax, ay))
             m, ax, ay = self.levels[-1].coarse
-        self.smoothers = [omega * op.inv_diag for op in self.ops]  # damped Jacobi
+        self.smoothers = [_Jacobi(op, omega) for op in self.ops]
         self.coarsest = Laplacian5(m, ax, ay)
         self.chol = torch.linalg.cholesky(self.coarsest.dense())
 
     def __call__(self, b: torch.Tensor, k: int = 0) -> torch.Tensor:
         if k == len(self.levels):
             return torch.cholesky_solve(b.flatten(-2).unsqueeze(-1), self.chol).squeeze(-1).reshape(b.shape)
-        op, smoother = self.ops[k], self.smoothers[k]
+        op, jacobi = self.ops[k], self.smoothers[k]
         sweeps = self.fine_sweeps if k == 0 else 1
-        x = smoother * b
+        b = b.contiguous()
+        sb = jacobi.s * b.flatten(-2)
+        x = sb  # first sweep from x = 0
         for _ in range(sweeps - 1):
-            x = x.addcmul_(smoother, b - op.apply(x))
-        b_c, partial = self.levels[k].restrict(b - op.apply(x))
-        x = x + self.levels[k].interpolate(self(b_c, k + 1), partial)
+            x = jacobi.sweep(x, sb)
+        b_c, partial = self.levels[k].restrict(op.residual(b, x.view(b.shape)))
+        x = x + self.levels[k].interpolate(self(b_c, k + 1), partial).reshape(x.shape)
         for _ in range(sweeps):
-            x = x.addcmul_(smoother, b - op.apply(x))
-        return x
+            x = jacobi.sweep(x, sb)
+        return x.view(b.shape)

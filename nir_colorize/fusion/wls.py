@@ -48,24 +48,30 @@ def wls_weights(guide: torch.Tensor, lam: float = 1.0, alpha: float = 1.2, eps: 
 
 
 def _pcg(op: Laplacian5, b: torch.Tensor, precond: Multigrid, tol: float, max_iter: int) -> tuple[torch.Tensor, int]:
-    """Batched preconditioned CG on (N, H, W) until ``max |r| <= tol`` per image; returns (x, iterations)."""
-    x = torch.zeros_like(b)
+    """Batched preconditioned CG on (N, H, W) until ``max |r| <= tol`` per image; returns (x in float64, iterations).
+
+    Vectors are in ``b``'s dtype except ``x``, accumulated in float64: rounding ``x`` to float32 alone
+    would leave a residual of ~1e-2 where couplings are ~1e4. With ``op.apply_accurate`` the recursive
+    residual ``r`` then stays within ~1e-7 of the true one.
+    """
+    x = torch.zeros_like(b, dtype=torch.float64)
     r = b.clone()
     z = precond(r)
     p = z.clone()
     rz = (r * z).sum((-2, -1), keepdim=True)
+    tiny = torch.finfo(b.dtype).tiny
     for it in range(max_iter + 1):
         if r.abs().amax() <= tol:
             return x, it
         if it == max_iter:
             break
-        q = op.apply(p)
-        step = rz / (p * q).sum((-2, -1), keepdim=True).clamp_min(torch.finfo(b.dtype).tiny)
+        q = op.apply_accurate(p)
+        step = rz / (p * q).sum((-2, -1), keepdim=True).clamp_min(tiny)
         x = x.addcmul_(step, p)
         r = r.addcmul_(step, q, value=-1.0)
         z = precond(r)
         rz_new = (r * z).sum((-2, -1), keepdim=True)
-        p = z.addcmul_(rz_new / rz.clamp_min(torch.finfo(b.dtype).tiny), p)
+        p = z.addcmul_(rz_new / rz.clamp_min(tiny), p)
         rz = rz_new
     return x, max_iter
 
@@ -80,17 +86,16 @@ def solve_pcg(g: torch.Tensor, ax: torch.Tensor, ay: torch.Tensor, tol: float = 
     u = torch.zeros_like(g64)
     r = g64
     used = 0
-    for _ in range(8):  # iterative refinement: normally one pass (float64) or two (float32)
+    # CG aims a little below tol (its residual is float32); the float64 residual certifies the result.
+    # A correction pass (iterative refinement) is rarely needed.
+    for _ in range(8):
         residual = r.abs().amax().item()
         if residual <= tol or used >= max_iter:
             break
-        # the first float32 pass aims below tol, as rounding u to float32 leaves a float64 residual of
-        # order 1e-3 where weights are large; later passes solve for a small correction, so need no margin
-        target = tol * (0.5 if dtype != torch.float64 and used == 0 else 0.9 if dtype != torch.float64 else 1.0)
-        d, its = _pcg(op, r.to(dtype), precond, target, max_iter - used)
+        d, its = _pcg(op, r.to(dtype), precond, 0.9 * tol, max_iter - used)
         used += max(its, 1)
-        u = u + d.double()
-        r = g64 - op64.apply(u)
+        u = u + d
+        r = g64 - op64.apply_accurate(u)
     residual = r.abs().amax().item()
     if residual > tol:
         msg = f"WLS solver 'pcg' did not converge: max |residual| {residual:.3g} > tol {tol:.3g} after {used} iterations"
