@@ -129,6 +129,7 @@ class Laplacian5:
         self.m, self.ax, self.ay = m.contiguous(), ax.contiguous(), ay.contiguous()
         self.diag = m + ax + _left(ax) + ay + _up(ay)
         self.inv_diag = 1.0 / self.diag
+        self.unit_mass = bool((self.m == 1).all())
         self.W = W = ax.shape[-1]
         cx, cy = self.ax.flatten(-2)[..., :-1], self.ay.flatten(-2)[..., :-W]
         self.couplings = (cx, cx, cy, cy)  # (e, w, s, n) pre-sliced for _add_neighbours
@@ -156,7 +157,7 @@ class Laplacian5:
         cx, _, cy, _ = self.couplings
         dx = torch.sub(uf[..., :-1], uf[..., 1:]).mul_(cx)
         dy = torch.sub(uf[..., :-W], uf[..., W:]).mul_(cy)
-        out = self.m.flatten(-2) * uf
+        out = uf.clone() if self.unit_mass else self.m.flatten(-2) * uf
         out[..., :-1] += dx
         out[..., 1:] -= dx
         out[..., :-W] += dy
