@@ -141,11 +141,11 @@ class Laplacian5:
     are zero on the last column / row, so nothing wraps around.
     """
 
-    def __init__(self, m: torch.Tensor, ax: torch.Tensor, ay: torch.Tensor) -> None:
+    def __init__(self, m: torch.Tensor, ax: torch.Tensor, ay: torch.Tensor, unit_mass: bool = False) -> None:
         self.m, self.ax, self.ay = m.contiguous(), ax.contiguous(), ay.contiguous()
         self.diag = m + ax + _left(ax) + ay + _up(ay)
         self.inv_diag = 1.0 / self.diag
-        self.unit_mass = bool((self.m == 1).all())
+        self.unit_mass = unit_mass  # m == 1: products skip the multiply by m
         self.W = W = ax.shape[-1]
         cx, cy = self.ax.flatten(-2)[..., :-1], self.ay.flatten(-2)[..., :-W]
         self.couplings = (cx, cx, cy, cy)  # (e, w, s, n) pre-sliced for _add_neighbours
@@ -181,7 +181,7 @@ class Laplacian5:
         return out.view(u.shape)
 
     def to(self, dtype: torch.dtype) -> Laplacian5:
-        return Laplacian5(self.m.to(dtype), self.ax.to(dtype), self.ay.to(dtype))
+        return Laplacian5(self.m.to(dtype), self.ax.to(dtype), self.ay.to(dtype), self.unit_mass)
 
     def dense(self) -> torch.Tensor:
         """The (..., H*W, H*W) matrix (small grids only)."""
@@ -343,7 +343,7 @@ class _LineSolve:
 
     def __call__(self, r: torch.Tensor) -> torch.Tensor:
         stack = []
-        for n, ido, ae, ao, l_, r_ in self.steps:
+        for n, ido, ae, ao, _, _ in self.steps:
             if n % 2:
                 r = F.pad(r, (0, 1) if self.dim == -1 else (0, 0, 0, 1))
             y = self._sl(r, 1) * ido
@@ -351,9 +351,9 @@ class _LineSolve:
             self._tail(r).addcmul_(ao, self._head(y))
             stack.append(y)
         x = r * self.inv_last
-        for (n, ido, ae, ao, l_, r_), y in zip(reversed(self.steps), reversed(stack)):
-            y.addcmul_(l_, x)
-            self._head(y).addcmul_(r_, self._tail(x))
+        for (n, _, _, _, to_left, to_right), y in zip(reversed(self.steps), reversed(stack), strict=True):
+            y.addcmul_(to_left, x)
+            self._head(y).addcmul_(to_right, self._tail(x))
             shape = list(x.shape)
             shape[self.dim] *= 2
             out = x.new_empty(shape)

@@ -51,7 +51,7 @@ def wls_weights(guide: torch.Tensor, lam: float = 1.0, alpha: float = 1.2, eps: 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-image dot products of (N, H, W) arrays as (N, 1, 1), one fused pass each."""
-    return torch.stack([torch.dot(x.flatten(), y.flatten()) for x, y in zip(a, b)]).view(-1, 1, 1)
+    return torch.stack([torch.dot(x.flatten(), y.flatten()) for x, y in zip(a, b, strict=True)]).view(-1, 1, 1)
 
 
 def _max_abs(r: torch.Tensor) -> float:
@@ -91,7 +91,7 @@ def _pcg(op: Laplacian5, b: torch.Tensor, precond: Multigrid, tol: float, max_it
 def solve_pcg(g: torch.Tensor, ax: torch.Tensor, ay: torch.Tensor, tol: float = DEFAULT_TOL, max_iter: int = 500,
               dtype: torch.dtype = torch.float32, on_fail: str = "raise") -> torch.Tensor:
     """Solve ``(I + L(ax, ay)) u = g`` for (N, H, W) ``g`` to ``max |g - A u| <= tol`` (certified in float64)."""
-    op64 = Laplacian5(torch.ones_like(ax), ax, ay)
+    op64 = Laplacian5(torch.ones_like(ax), ax, ay, unit_mass=True)
     op = op64.to(dtype)
     precond = Multigrid(op)
     g64 = g.double()
@@ -165,8 +165,10 @@ def wls_smooth(image: torch.Tensor, guide: torch.Tensor | None = None, lam: floa
     if lam < 0 or eps <= 0 or alpha < 0 or log_offset <= 0:
         raise ValueError(f"need lam >= 0, alpha >= 0, eps > 0, log_offset > 0 (got {lam}, {alpha}, {eps}, {log_offset})")
     _check(image, "image")
-    guide = image if guide is None else guide
-    _check(guide, "guide")
+    if guide is None:
+        guide = image
+    else:
+        _check(guide, "guide")
     if guide.dim() != image.dim() or guide.shape[-2:] != image.shape[-2:] or (
             image.dim() == 4 and (guide.shape[0] != image.shape[0] or guide.shape[1] not in (1, image.shape[1]))):
         raise ValueError(f"guide shape {tuple(guide.shape)} does not fit image shape {tuple(image.shape)}")
