@@ -68,8 +68,9 @@ def _pcg(op: Laplacian5, b: torch.Tensor, precond: Multigrid, tol: float, max_it
     """
     x = torch.zeros_like(b, dtype=torch.float64)
     r = b.clone()
-    z = precond(r)
-    p = z.clone()
+    p, q, spare = torch.empty_like(b), torch.empty_like(b), torch.empty_like(b)  # reused: no allocation per step
+    p64 = torch.empty_like(x)  # mixed-dtype in-place ops would allocate a float64 copy of p every step
+    z = precond(r, out=p)
     rz = _dot(r, z)
     tiny = torch.finfo(b.dtype).tiny
     for it in range(max_iter + 1):
@@ -77,13 +78,13 @@ def _pcg(op: Laplacian5, b: torch.Tensor, precond: Multigrid, tol: float, max_it
             return x, it
         if it == max_iter:
             break
-        q = op.apply_accurate(p)
+        op.apply_accurate(p, out=q)
         step = rz / _dot(p, q).clamp_min(tiny)
-        x = x.addcmul_(step, p)
+        x = x.addcmul_(step.double(), p64.copy_(p))
         r = r.addcmul_(step, q, value=-1.0)
-        z = precond(r)
+        z = precond(r, out=spare)
         rz_new = _dot(r, z)
-        p = z.addcmul_(rz_new / rz.clamp_min(tiny), p)
+        p, spare = z.addcmul_(rz_new / rz.clamp_min(tiny), p), p  # the old direction's array is free now
         rz = rz_new
     return x, max_iter
 
