@@ -25,6 +25,8 @@ Arrays are ``(..., H, W)``; ``ax[..., i, j]`` couples ``(i, j)`` and ``(i, j + 1
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import torch
 import torch.nn.functional as F
 
@@ -158,19 +160,34 @@ def _interleave(ee: torch.Tensor, eo: torch.Tensor, oe: torch.Tensor, oo: torch.
 class Laplacian5:
     """The operator ``A = diag(m) + L(ax, ay)``: products, residuals and its diagonal.
 
-    Neighbours are addressed by flat offsets (1, W) of contiguous arrays (fast on CPU); the couplings
-    are zero on the last column / row, so nothing wraps around.
+    ``m=None`` stands for ``m = 1`` (the WLS system): products then skip the multiply by ``m``.
+    ``m``, ``diag`` and ``inv_diag`` are computed on first use (a float64 operator that only
+    certifies residuals never needs them). Neighbours are addressed by flat offsets (1, W) of
+    contiguous arrays (fast on CPU); the couplings are zero on the last column / row, so nothing
+    wraps around.
     """
 
-    def __init__(self, m: torch.Tensor, ax: torch.Tensor, ay: torch.Tensor, unit_mass: bool = False) -> None:
-        self.m, self.ax, self.ay = m.contiguous(), ax.contiguous(), ay.contiguous()
-        self.diag = m + ax + _left(ax) + ay + _up(ay)
-        self.inv_diag = 1.0 / self.diag
-        self.unit_mass = unit_mass  # m == 1: products skip the multiply by m
+    def __init__(self, m: torch.Tensor | None, ax: torch.Tensor, ay: torch.Tensor) -> None:
+        self.ax, self.ay = ax.contiguous(), ay.contiguous()
+        self.unit_mass = m is None
+        if m is not None:
+            self.m = m.contiguous()
         self.scratch = _Scratch()
         self.W = W = ax.shape[-1]
         cx, cy = self.ax.flatten(-2)[..., :-1], self.ay.flatten(-2)[..., :-W]
         self.couplings = (cx, cx, cy, cy)  # (e, w, s, n) pre-sliced for _add_neighbours
+
+    @cached_property
+    def m(self) -> torch.Tensor:  # only reached when m is None (unit mass)
+        return torch.ones_like(self.ax)
+
+    @cached_property
+    def diag(self) -> torch.Tensor:
+        return self.m + self.ax + _left(self.ax) + self.ay + _up(self.ay)
+
+    @cached_property
+    def inv_diag(self) -> torch.Tensor:
+        return 1.0 / self.diag
 
     def apply(self, u: torch.Tensor) -> torch.Tensor:
         """``A u`` for (..., H, W) ``u``."""
@@ -207,7 +224,7 @@ class Laplacian5:
         return out.view(u.shape)
 
     def to(self, dtype: torch.dtype) -> Laplacian5:
-        return Laplacian5(self.m.to(dtype), self.ax.to(dtype), self.ay.to(dtype), self.unit_mass)
+        return Laplacian5(None if self.unit_mass else self.m.to(dtype), self.ax.to(dtype), self.ay.to(dtype))
 
     def dense(self) -> torch.Tensor:
         """The (..., H*W, H*W) matrix (small grids only)."""

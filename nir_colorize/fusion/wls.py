@@ -92,7 +92,7 @@ def _pcg(op: Laplacian5, b: torch.Tensor, precond: Multigrid, tol: float, max_it
 def solve_pcg(g: torch.Tensor, ax: torch.Tensor, ay: torch.Tensor, tol: float = DEFAULT_TOL, max_iter: int = 500,
               dtype: torch.dtype = torch.float32, on_fail: str = "raise") -> torch.Tensor:
     """Solve ``(I + L(ax, ay)) u = g`` for (N, H, W) ``g`` to ``max |g - A u| <= tol`` (certified in float64)."""
-    op64 = Laplacian5(torch.ones_like(ax), ax, ay, unit_mass=True)
+    op64 = Laplacian5(None, ax, ay)
     op = op64.to(dtype)
     precond = Multigrid(op)
     g64 = g.double()
