@@ -64,6 +64,20 @@ def test_batched_channels_and_shared_guide(country):
         assert torch.allclose(exact[0, c], alone, atol=1e-6)
 
 
+def test_large_batches_are_solved_in_chunks_with_the_same_result(country, monkeypatch):
+    from nir_colorize.fusion import wls
+
+    crop = country[1][:, :, 40:140, 600:730]  # (1, 3, 100, 130): three channels
+    whole = wls_smooth(crop)
+    monkeypatch.setattr(wls, "BATCH_PIXELS", 2 * 100 * 130)  # chunks of 2 channels, then 1
+    calls = []
+    solve = wls.solve_pcg
+    monkeypatch.setattr(wls, "solve_pcg", lambda g, *a, **k: calls.append(g.shape[0]) or solve(g, *a, **k))
+    chunked = wls_smooth(crop)
+    assert calls == [2, 1]
+    assert (chunked - whole).abs().max().item() <= 1e-5
+
+
 @pytest.mark.slow
 def test_pcg_matches_direct_on_full_image(country):
     image = country[0][0, 0]  # 1024 x 679
