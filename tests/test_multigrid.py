@@ -90,3 +90,18 @@ def test_pcg_reaches_the_residual_it_reports(crop):
     assert (op64.residual(crop, x)).abs().max() < 2e-5
     exact = torch.linalg.solve(dense_wls_matrix(ax[0], ay[0]), crop.flatten()).reshape(crop.shape)
     assert (x - exact).abs().max() < 2e-5
+
+
+def test_correction_passes_reach_tolerances_float32_cannot(monkeypatch):
+    """Below float32's reach the float64 certificate sends a second CG pass; the result then matches SciPy."""
+    from nir_colorize.fusion import wls
+
+    image = to_tensor(read_nir(NIR))[:, 100:300, 200:460].double()
+    passes = []
+    pcg = wls._pcg
+    monkeypatch.setattr(wls, "_pcg", lambda *a, **k: passes.append(1) or pcg(*a, **k))
+    ax, ay = wls_weights(image)
+    u = wls.solve_pcg(image, ax, ay, tol=1e-8)
+    assert len(passes) >= 2
+    assert (Laplacian5(None, ax, ay).residual(image, u)).abs().max() <= 1e-8
+    assert (u - wls.solve_direct(image, ax, ay)).abs().max() < 1e-8
