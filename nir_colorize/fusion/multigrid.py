@@ -429,7 +429,7 @@ class Multigrid:
                  fine_smoother: str = "lines", line_levels: int = 3) -> None:
         if fine_smoother not in ("lines", "jacobi"):
             raise ValueError(f"fine_smoother must be 'lines' or 'jacobi', got {fine_smoother!r}")
-        self.omega, self.fine_sweeps, self.fine_smoother = omega, fine_sweeps, fine_smoother
+        self.fine_sweeps = fine_sweeps
         self.ops: list[Laplacian5] = []
         self.levels: list[_Elimination] = []
         m, ax, ay = op.m, op.ax, op.ay
@@ -466,17 +466,17 @@ class Multigrid:
         sweeps = self.fine_sweeps if k == 0 else 1
         bf = b.flatten(-2)
         sb = torch.mul(jacobi.s, bf, out=scratch("sb", bf.shape, bf))
-        bufs = [scratch("x0", bf.shape, bf), scratch("x1", bf.shape, bf)]  # ping-pong: a sweep reads x, writes the other
+        bufs = (scratch("x0", bf.shape, bf), scratch("x1", bf.shape, bf))  # a sweep reads x, writes the other one
+
+        def other(x: torch.Tensor) -> torch.Tensor:
+            return bufs[1] if x is bufs[0] else bufs[0]
+
         x = sb  # first sweep from x = 0
         for _ in range(sweeps - 1):
-            x = jacobi.sweep(x, sb, out=bufs.pop(0) if bufs[0] is not x else bufs.pop(1))
-            bufs.append(x)
+            x = jacobi.sweep(x, sb, out=other(x))
         b_c, partial = self.levels[k].restrict(op.residual(b, x.view(b.shape), out=scratch("res", b.shape, b)))
-        if x is sb:
-            x = torch.add(sb, self.levels[k].interpolate(self(b_c, k + 1), partial).reshape(bf.shape), out=bufs[0])
-        else:
-            x.add_(self.levels[k].interpolate(self(b_c, k + 1), partial).reshape(bf.shape))
+        correction = self.levels[k].interpolate(self(b_c, k + 1), partial).reshape(bf.shape)
+        x = torch.add(x, correction, out=other(x) if x is sb else x)  # sb is still needed by the sweeps
         for i in range(sweeps):
-            target = out.view(bf.shape) if out is not None and i == sweeps - 1 else bufs[1] if bufs[0] is x else bufs[0]
-            x = jacobi.sweep(x, sb, out=target)
+            x = jacobi.sweep(x, sb, out=out.view(bf.shape) if out is not None and i == sweeps - 1 else other(x))
         return x.view(b.shape)
