@@ -1,7 +1,9 @@
-"""Evaluate a checkpoint: ``python -m nir_colorize.eval ckpt_path=PATH [data=...] [fusion=bfwls]``.
+"""Evaluate a checkpoint: ``python -m nir_colorize.eval ckpt_path=PATH [data=...] [fusion=bfwls] [split=test|val|SET]``.
 
-Writes ``per_image.csv``, ``metrics.json`` and ``metrics.md`` (laid out like the paper's Table 1)
-into the run directory and prints the table.
+Scores every test set of the data config (``split=test``; VCIP 2020: ``validation`` and ``testing``), the
+validation split (``split=val``) or the named set, each on all its images and on its clean subset, and writes
+``per_image.csv``, ``metrics.json``, ``metrics.md`` (laid out like the paper's Table 1, with 95 % bootstrap
+intervals) and ``splits.json`` (the leakage check) into the run directory, then prints the table.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from nir_colorize import CONFIG_DIR
 from nir_colorize.module import ColorizationModule
 from nir_colorize.results import summarize, write_results
-from nir_colorize.utils.distributed import gather_rows
+from nir_colorize.testing import resolve_sets, run_test_sets
 from nir_colorize.utils.instantiate import instantiate_callbacks, instantiate_loggers
 
 log = logging.getLogger(__name__)
@@ -35,26 +37,25 @@ def load_module(ckpt_path: str | Path, **overrides) -> ColorizationModule:
 
 
 def run(cfg: DictConfig) -> dict:
-    """Test ``cfg.ckpt_path`` on ``cfg.split`` of ``cfg.data``; returns the summary."""
+    """Test ``cfg.ckpt_path`` on the sets ``cfg.split`` of ``cfg.data``; returns the summary."""
     L.seed_everything(cfg.seed, workers=True)
     module = load_module(cfg.ckpt_path, test_metrics=list(cfg.metrics))
     datamodule = instantiate(cfg.data)
-    if cfg.split not in ("test", "val"):
-        raise ValueError(f"split must be 'test' or 'val', got {cfg.split!r}")
-    datamodule.setup("test" if cfg.split == "test" else "validate")
-    loader = datamodule.test_dataloader() if cfg.split == "test" else datamodule.val_dataloader()
+    datamodule.prepare_data()
+    sets = resolve_sets(datamodule, str(cfg.split))  # checks every split, finds duplicates
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=instantiate_callbacks(cfg),
                                      logger=instantiate_loggers(cfg) or False)
-    trainer.test(module, dataloaders=loader)
+    rows, _ = run_test_sets(trainer, module, datamodule, sets)
     model_name = module.hparams.model["name"]
-    meta = {"title": f"{model_name} on the {cfg.split} split", "checkpoint": str(cfg.ckpt_path),
-            "data": OmegaConf.to_container(cfg.data.source, resolve=True), "split": cfg.split,
-            "fusion": cfg.fusion.name}
-    rows = gather_rows(module.test_rows)  # every rank's images, each once (DDP)
+    meta = {"title": f"{model_name} on {', '.join(sets)}", "checkpoint": str(cfg.ckpt_path),
+            "data": OmegaConf.to_container(cfg.data.source, resolve=True), "sets": sets,
+            "fusion": cfg.fusion.name, "leakage": {"policy": datamodule.leakage, "check_seconds":
+                                                   round(datamodule.check_seconds, 3)}}
     if not trainer.is_global_zero:  # one writer
         return summarize(rows)
-    paths = write_results(Path(cfg.paths.output_dir), rows, meta,
-                          {"raw": model_name, "bfwls": f"{model_name} + BFWLS"})
+    out = Path(cfg.paths.output_dir)
+    datamodule.write_splits(out / "splits.json")
+    paths = write_results(out, rows, meta, {"raw": model_name, "bfwls": f"{model_name} + BFWLS"})
     print(paths["md"].read_text())
     print(f"results: {paths['md']}\n         {paths['json']}\n         {paths['csv']}")
     import json

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from nir_colorize import CONFIG_DIR
 from nir_colorize.module import ColorizationModule
 from nir_colorize.results import write_results
-from nir_colorize.utils.distributed import gather_rows
+from nir_colorize.testing import run_test_sets
 from nir_colorize.utils.instantiate import instantiate_callbacks, instantiate_loggers
 from nir_colorize.utils.loggers import finish_wandb
 
@@ -36,6 +36,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
                                      logger=instantiate_loggers(cfg) or False)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    datamodule.prepare_data()
+    datamodule.check()  # every split and test set decoded and checked, duplicates found, before training
+    if trainer.is_global_zero:
+        datamodule.write_splits(out / "splits.json")
     if cfg.train:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -43,13 +47,14 @@ def run(cfg: DictConfig) -> dict[str, float]:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if not best and not trainer.fast_dev_run:
             log.warning("no best checkpoint: testing the current weights")
-        trainer.test(module, datamodule=datamodule, ckpt_path=best or None)
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
-        rows = gather_rows(module.test_rows)  # every rank's images, each once (DDP)
+        rows, logged = run_test_sets(trainer, module, datamodule, "test", ckpt_path=best or None)
+        metrics.update(logged)
         if trainer.is_global_zero:
+            datamodule.write_splits(out / "test" / "splits.json")
             paths = write_results(out / "test", rows,
                                   {"title": f"Test metrics: {cfg.model.name}", "checkpoint": best,
-                                   "data": cfg.data.source.get("root")}, stage_labels(cfg))
+                                   "data": cfg.data.source.get("root"),
+                                   "selection": "best checkpoint by val/psnr on the val split"}, stage_labels(cfg))
             log.info("test metrics:\n%s", paths["md"].read_text())
     finish_wandb(trainer.loggers)  # one W&B run per job of a sweep
     if trainer.is_global_zero:

@@ -251,7 +251,7 @@ def test_folder_trains_with_fast_dev_run(tmp_path: Path) -> None:
             "debug=fast_dev_run", f"paths.output_dir={out}", f"data.check_cache={cache}",
             "data.crop_size=128", "data.batch_size=2"])
     metrics = run(cfg)
-    assert math.isfinite(metrics["test/psnr"]) and (out / "test" / "metrics.json").is_file()
+    assert math.isfinite(metrics["test/test/psnr"]) and (out / "test" / "metrics.json").is_file()
     checked = json.loads(cache.read_text())["files"]
     assert len(checked) == 2 * 10  # every file of the train, val and test splits, each checked once
     assert all(str(root.resolve()) in key for key in checked)
@@ -355,7 +355,7 @@ def test_file_damaged_after_the_check_is_named_on_load(tmp_path: Path) -> None:
     root = parallel_folder(tmp_path / "par", 4)
     cache = tmp_path / "checked.json"
     dm = NIRDataModule(FolderPairs(root, nir="nir/*", rgb="rgb/*", val_ratio=0.25, test_ratio=0.25),
-                       crop_size=128, check_cache=str(cache))
+                       crop_size=128, check_cache=str(cache), in_memory=False)  # streamed: read at every access
     dm.setup("fit")
     victim = dm.split("train").pairs[0].nir
     victim.write_bytes(victim.read_bytes()[:2000])
@@ -405,12 +405,12 @@ def test_nir_with_three_channels(tmp_path: Path) -> None:
 
 
 def test_vcip_testing_layout_with_capital_t(tmp_path: Path) -> None:
-    pairs = VCIP2020(SAMPLE).pairs("test")
+    pairs = VCIP2020(SAMPLE).pairs("testing")
     assert len(pairs) == 8 and all(p.rgb.name.startswith("Testing_") and p.nir.name.startswith("testing_")
                                    for p in pairs)
     dm = NIRDataModule(VCIP2020(SAMPLE), crop_size=128)
     dm.setup("test")
-    item = dm.split("test")[0]
+    item = dm.split("testing")[0]
     assert item["nir"].shape == (1, 256, 256) and item["rgb"].shape == (3, 256, 256)
     np.testing.assert_array_equal(item["rgb"].permute(1, 2, 0).numpy(),
                                   np.asarray(Image.open(pairs[0].rgb), dtype=np.float32) / 255)

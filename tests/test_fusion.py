@@ -144,12 +144,14 @@ def test_callback_reports_raw_and_fused_metrics(tmp_path):
     trainer = L.Trainer(accelerator="cpu", devices=1, limit_test_batches=2, logger=False, enable_progress_bar=False,
                         enable_model_summary=False, default_root_dir=tmp_path, callbacks=[BFWLSCallback()])
     logged = trainer.test(module, datamodule=data, verbose=False)[0]
-    assert {"test/psnr", "test/bfwls/psnr", "test/bfwls/ssim", "test/bfwls/mae"} <= set(logged)
+    prefix = "test/validation/"  # the datamodule's first test set
+    assert {f"{prefix}psnr", f"{prefix}bfwls/psnr", f"{prefix}bfwls/ssim", f"{prefix}bfwls/mae"} <= set(logged)
     stages = [row["stage"] for row in module.test_rows]
     assert stages.count("raw") == 4 and stages.count("bfwls") == 4
     fused = [row for row in module.test_rows if row["stage"] == "bfwls"]
-    assert logged["test/bfwls/psnr"] == pytest.approx(sum(r["psnr"] for r in fused) / 4, rel=1e-4)
-    assert logged["test/bfwls/psnr"] != pytest.approx(logged["test/psnr"], rel=1e-6)
+    assert logged[f"{prefix}bfwls/psnr"] == pytest.approx(sum(r["psnr"] for r in fused) / 4, rel=1e-4)
+    assert logged[f"{prefix}bfwls/psnr"] != pytest.approx(logged[f"{prefix}psnr"], rel=1e-6)
+    assert {row["set"] for row in module.test_rows} == {"validation"}
 
 
 def test_callback_fuses_predictions_with_full_size_nir(country):

@@ -49,7 +49,9 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sweeps[0]
 
 
-def table_rows(markdown: str) -> list[list[str]]:
+def table_rows(markdown: str, block: int = 0) -> list[list[str]]:
+    """The rows of the ``block``-th table (per test set and subset: validation clean, validation all, testing ...)."""
+    markdown = markdown.split("### Test set ")[block + 1]
     lines = [line for line in markdown.splitlines() if line.startswith("| ") and not line.startswith("| Method")]
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
 
@@ -67,14 +69,20 @@ def test_report_of_the_five_variant_sweep(sweep: Path, tmp_path: Path, capsys: p
     assert "missing" not in capsys.readouterr().err
 
     # The table: five rows in the paper's order, each the job's own test result (after BFWLS for the last).
-    rows = table_rows((out / "table.md").read_text())
-    assert [r[0] for r in rows] == LABELS
-    for job, (experiment, row) in enumerate(zip(EXPERIMENTS, rows, strict=True)):
-        assert f"+experiment={experiment}" in (sweep / str(job) / ".hydra" / "overrides.yaml").read_text()
-        summary = json.loads((sweep / str(job) / "test" / "metrics.json").read_text())["summary"]
-        stage = summary["bfwls"] if experiment.endswith("bfwls") else summary["raw"]
-        assert float(row[2].strip("*")) == pytest.approx(stage["psnr"], abs=1e-4)  # column 2: PSNR
-        assert row[-1] == "2"  # images tested
+    table = (out / "table.md").read_text()
+    assert [h.split("\n")[0] for h in table.split("### Test set ")[1:]] == [
+        "`validation`, clean images", "`validation`, all images", "`testing`, clean images", "`testing`, all images"]
+    for block, (test_set, subset) in enumerate([("validation", "clean"), ("validation", "all"), ("testing", "clean")]):
+        rows = table_rows(table, block)
+        assert [r[0] for r in rows] == LABELS
+        for job, (experiment, row) in enumerate(zip(EXPERIMENTS, rows, strict=True)):
+            assert f"+experiment={experiment}" in (sweep / str(job) / ".hydra" / "overrides.yaml").read_text()
+            summary = json.loads((sweep / str(job) / "test" / "metrics.json").read_text())["summary"]
+            stage = summary[test_set][subset]["bfwls" if experiment.endswith("bfwls") else "raw"]
+            psnr, interval = row[2].split(" [")  # column 2: PSNR [95 % interval]
+            assert float(psnr.strip("*")) == pytest.approx(stage["psnr"], abs=1e-4)
+            assert interval == "{:.2f}, {:.2f}]".format(*stage["psnr_ci95"])
+            assert row[-1] == "2"  # images tested
     readme = (out / "README.md").read_text()
     assert "python -m nir_colorize.train -m +experiment=" + ",".join(EXPERIMENTS) in readme
     assert "study=test_study" in readme and "## Missing" not in readme
@@ -88,8 +96,8 @@ def test_report_of_the_five_variant_sweep(sweep: Path, tmp_path: Path, capsys: p
         return grid[top:top + TILE, left:left + TILE].astype(int)
 
     for row, stem in enumerate(("0000",)):
-        nir = Image.open(SAMPLE / "Testing" / f"testing_{stem}_nir_reg.png").convert("RGB")
-        rgb = Image.open(SAMPLE / "Testing" / f"Testing_{stem}_rgb_reg.png").convert("RGB")
+        nir = Image.open(SAMPLE / "Validation" / f"validation_{stem}_nir.png").convert("RGB")  # the first test set
+        rgb = Image.open(SAMPLE / "Validation" / f"validation_{stem}_rgb_reg.png").convert("RGB")
         for col, ref in ((0, nir), (6, rgb)):
             expected = np.asarray(ImageOps.pad(ref, (TILE, TILE), method=Image.Resampling.BICUBIC)).astype(int)
             assert np.abs(tile(row, col) - expected).max() <= 1

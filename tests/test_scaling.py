@@ -44,14 +44,15 @@ def logged(rows: list[dict[str, str]], key: str) -> list[float]:
 
 @pytest.mark.slow
 def test_ddp_two_cpu_processes_checkpoint_and_count_every_image_once(sample_copy: Path, tmp_path: Path) -> None:
-    # 7 test images on 2 ranks: Lightning's DistributedSampler would pad rank 1 with a repeat of image 0.
+    # 7 test and 7 val images on 2 ranks: Lightning's DistributedSampler would pad rank 1 with a repeat of image 0.
     for path in sample_copy.glob("Testing/*_0007_*"):
         path.unlink()
+    carve = ["data.source.val_ratio=0.22", "data.source.split_file=null"]  # 7 of the 32 training pairs
     test_names = sorted(p.stem for p in (sample_copy / "Testing").glob("testing_*_nir_reg.png"))
     assert len(test_names) == 7
     proc = entry_point("trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "trainer.max_epochs=1",
                        "trainer.limit_train_batches=2", "trainer.limit_val_batches=2", "data.num_workers=0",
-                       f"data.source.root={sample_copy}", f"paths.log_dir={tmp_path / 'logs'}")
+                       f"data.source.root={sample_copy}", f"paths.log_dir={tmp_path / 'logs'}", *carve)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
     assert "distributed_backend=gloo" in out and "Starting with 2 processes" in out
@@ -64,20 +65,20 @@ def test_ddp_two_cpu_processes_checkpoint_and_count_every_image_once(sample_copy
     metrics = read_csv(run_dir / "csv" / "metrics.csv")
     val_psnr = logged(metrics, "val/psnr")
     assert len(val_psnr) == 1 and math.isfinite(val_psnr[0])
-    summary = json.loads((run_dir / "test" / "metrics.json").read_text())["summary"]["raw"]
+    summary = json.loads((run_dir / "test" / "metrics.json").read_text())["summary"]["testing"]["all"]["raw"]
     per_image = read_csv(run_dir / "test" / "per_image.csv")
     assert summary["images"] == 7
-    assert sorted(r["name"] for r in per_image) == test_names
-    # torchmetrics' test/psnr (states summed over ranks) equals the mean of the gathered rows: no repeat counted.
-    assert logged(metrics, "test/psnr")[0] == pytest.approx(summary["psnr"], abs=1e-4)
+    assert sorted(r["name"] for r in per_image if r["set"] == "testing") == test_names
+    # torchmetrics' test psnr (states summed over ranks) equals the mean of the gathered rows: no repeat counted.
+    assert logged(metrics, "test/testing/psnr")[0] == pytest.approx(summary["psnr"], abs=1e-4)
 
-    # val/psnr synchronised over both ranks: one process evaluating the checkpoint on all 8 val images agrees.
+    # val/psnr synchronised over both ranks, each of the 7 val images once: one process agrees on all 7.
     cfg = compose_config("eval", [f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", "split=val",
                                   "metrics=[mae,psnr,ssim]", "trainer.accelerator=cpu",
-                                  f"data.source.root={sample_copy}", f"paths.log_dir={tmp_path / 'logs'}"],
+                                  f"data.source.root={sample_copy}", f"paths.log_dir={tmp_path / 'logs'}", *carve],
                          output_dir=tmp_path / "eval")
-    reference = eval_entry.run(cfg)["raw"]
-    assert reference["images"] == 8
+    reference = eval_entry.run(cfg)["val"]["all"]["raw"]
+    assert reference["images"] == 7
     assert val_psnr[0] == pytest.approx(reference["psnr"], abs=1e-4)
 
 
@@ -98,7 +99,7 @@ def test_joblib_launcher_runs_a_two_job_sweep(tmp_path: Path) -> None:
     assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr
     for job, seed in (("0", 1), ("1", 2)):
         assert f"seed={seed}" in (tmp_path / job / ".hydra" / "overrides.yaml").read_text()
-        summary = json.loads((tmp_path / job / "test" / "metrics.json").read_text())["summary"]["raw"]
+        summary = json.loads((tmp_path / job / "test" / "metrics.json").read_text())["summary"]["testing"]["all"]["raw"]
         assert summary["images"] == 4 and math.isfinite(summary["psnr"])  # fast_dev_run: one test batch
 
 

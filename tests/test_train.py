@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -22,11 +23,14 @@ def read_metrics(run_dir: Path) -> list[dict[str, str]]:
 def test_fast_dev_run_trains_validates_and_tests(tmp_path: Path) -> None:
     cfg = train_cfg(tmp_path, "debug=fast_dev_run")
     metrics = train.run(cfg)
-    for key in ("train/loss", "val/psnr", "val/ssim", "val/mae", "test/psnr"):
+    for key in ("train/loss", "val/psnr", "val/ssim", "val/mae", "test/validation/psnr", "test/testing/psnr"):
         assert any(k.startswith(key) for k in metrics), f"{key} not logged: {sorted(metrics)}"
     assert torch.isfinite(torch.tensor(metrics["val/psnr"]))
     run_dir = tmp_path / "run"
-    assert (run_dir / "test" / "metrics.md").read_text().count("| linknet |") == 1
+    table = (run_dir / "test" / "metrics.md").read_text()
+    assert table.count("| linknet | all: ") == 2 and table.count("| linknet | clean: ") == 2  # two test sets
+    assert json.loads((run_dir / "splits.json").read_text())["counts"] == {"train": 24, "val": 8, "validation": 8,
+                                                                           "testing": 8}
     assert list((run_dir / "val_images").glob("epoch_*.png")), "no validation image grid written"
 
 
@@ -44,7 +48,7 @@ def test_eval_reproduces_logged_validation_metrics(trained_run: Path, tmp_path: 
     cfg = compose_config("eval", [f"ckpt_path={trained_run / 'checkpoints' / 'best.ckpt'}", "split=val",
                                   "metrics=[mae,psnr,ssim]", "trainer.accelerator=cpu",
                                   f"paths.log_dir={tmp_path}"], output_dir=tmp_path / "eval")
-    summary = eval_entry.run(cfg)["raw"]
+    summary = eval_entry.run(cfg)["val"]["all"]["raw"]
     for key, value in logged.items():
         assert summary[key] == pytest.approx(value, abs=1e-4), key
     assert (tmp_path / "eval" / "metrics.json").is_file()

@@ -21,7 +21,7 @@ def file_key(path: Path) -> tuple[str, list[int]]:
 
 
 class CheckedFiles:
-    """Maps a file's key to what its check found (role and image size). ``path=None`` keeps it in memory."""
+    """Maps a file's key to what its check found (role, image size, fingerprint). ``path=None`` keeps it in memory."""
 
     def __init__(self, path: str | os.PathLike | None) -> None:
         self.path = Path(path) if path else None
@@ -34,18 +34,20 @@ class CheckedFiles:
             except (ValueError, KeyError, TypeError) as exc:  # a damaged record is only a lost cache
                 log.warning("ignoring unreadable check record %s (%s)", self.path, exc)
 
-    def get(self, path: Path, role: str) -> tuple[int, int] | None:
-        """(H, W) recorded for ``path`` in ``role`` if the file is unchanged since its check, else None."""
+    def get(self, path: Path, role: str) -> tuple[tuple[int, int], dict[str, str]] | None:
+        """((H, W), fingerprint) recorded for ``path`` in ``role`` if the file is unchanged since its check
+        (and the record has a fingerprint, ``nir_colorize.data.leakage``), else None."""
         key, stamp = file_key(path)
         entry = self.entries.get(key)
-        if entry and entry["stamp"] == stamp and entry["role"] == role:
-            return entry["height"], entry["width"]
+        if entry and entry["stamp"] == stamp and entry["role"] == role and "fingerprint" in entry:
+            return (entry["height"], entry["width"]), entry["fingerprint"]
         return None
 
-    def put(self, path: Path, role: str, height: int, width: int) -> None:
+    def put(self, path: Path, role: str, height: int, width: int, fingerprint: dict[str, str]) -> None:
         key, stamp = file_key(path)
         with self.lock:
-            self.entries[key] = {"stamp": stamp, "role": role, "height": height, "width": width}
+            self.entries[key] = {"stamp": stamp, "role": role, "height": height, "width": width,
+                                 "fingerprint": fingerprint}
             self.dirty = True
 
     def save(self) -> None:

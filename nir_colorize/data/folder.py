@@ -128,6 +128,12 @@ class FolderPairs:
             log.warning("folder %s: %d pair(s) are in no split file and are not used", self.root, unused)
         return assignment
 
+    @property
+    def test_sets(self) -> list[str]:
+        """``["test"]`` when the split has test pairs (``test_ratio`` > 0, or a ``test`` split file), else none."""
+        return ["test"] if (self.split_files and "test" in self.split_files) or (
+            not self.split_files and self.test_ratio > 0) else []
+
     def pairs(self, split: str) -> list[Pair]:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r} (use {', '.join(SPLITS)})")

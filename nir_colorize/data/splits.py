@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -78,3 +79,35 @@ def read_split_files(files: Mapping[str, str | Path], root: Path) -> dict[str, s
     if problems:
         raise DatasetError("split files: " + "\n  ".join(problems))
     return assignment
+
+
+def write_carve_out(path: Path, assignment: Mapping[str, str], val_ratio: float, seed: int, root: Path) -> None:
+    """Record a validation carve-out (pair name -> train | val) as JSON, atomically."""
+    from nir_colorize.data.io import write_bytes_atomic
+
+    record = {"format": 1, "what": "validation carved out of the training pairs (SPEC section 6)",
+              "val_ratio": val_ratio, "seed": seed, "root": str(root),
+              **{s: sorted(k for k, v in assignment.items() if v == s) for s in ("val", "train")}}
+    write_bytes_atomic(path, (json.dumps(record, indent=1) + "\n").encode())
+
+
+def read_carve_out(path: Path, names: Sequence[str], val_ratio: float, seed: int) -> dict[str, str]:
+    """Pair name -> train | val from a carve-out file; it must have been made with ``val_ratio`` and
+    ``seed`` and list exactly the pairs ``names``."""
+    try:
+        record = json.loads(path.read_text())
+        val, train = set(record["val"]), set(record["train"])
+        made = (float(record["val_ratio"]), int(record["seed"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(f"{path}: unreadable split file ({type(exc).__name__}: {exc}); delete it to make "
+                           "a new one") from exc
+    if made != (float(val_ratio), int(seed)):
+        raise DatasetError(f"{path}: made with val_ratio={made[0]}, seed={made[1]}, but the config asks "
+                           f"val_ratio={val_ratio}, seed={seed}: set data.source.split_file to another file "
+                           "(or null) for a new carve-out")
+    unknown, missing = sorted((val | train) - set(names)), sorted(set(names) - val - train)
+    if unknown or missing or val & train:
+        raise DatasetError(f"{path}: does not match the training pairs ({len(unknown)} unknown, e.g. "
+                           f"{unknown[:3]}; {len(missing)} not listed, e.g. {missing[:3]}; "
+                           f"{len(val & train)} in both): delete it, or point data.source.split_file elsewhere")
+    return {n: "val" if n in val else "train" for n in names}

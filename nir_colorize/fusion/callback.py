@@ -8,7 +8,7 @@ import lightning as L
 import torch
 
 from nir_colorize.fusion.bfwls import BFWLS
-from nir_colorize.metrics import build_metrics, per_image
+from nir_colorize.metrics import build_metrics, per_image, update_from_values
 
 METRICS_ATTRIBUTE = "bfwls_test_metrics"
 
@@ -16,7 +16,7 @@ METRICS_ATTRIBUTE = "bfwls_test_metrics"
 class BFWLSCallback(L.Callback):
     """Replaces ``outputs["pred"]`` by ``bfwls(nir, pred)`` in place.
 
-    At test time it also logs ``test/bfwls/<metric>`` (the raw ones stay ``test/<metric>``) and adds
+    At test time it also logs ``test/<set>/bfwls/<metric>`` (the raw ones are ``test/<set>/<metric>``) and adds
     per-image rows with ``stage="bfwls"`` to ``pl_module.test_rows``. Keyword arguments: those of
     :class:`nir_colorize.fusion.BFWLS`.
     """
@@ -25,7 +25,7 @@ class BFWLSCallback(L.Callback):
         self.fusion = BFWLS(**bfwls_kwargs)
 
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        metrics = build_metrics(list(pl_module.hparams.test_metrics), prefix="test/bfwls/").to(pl_module.device)
+        metrics = build_metrics(list(pl_module.hparams.test_metrics)).to(pl_module.device)
         setattr(pl_module, METRICS_ATTRIBUTE, metrics)  # a child module, so Lightning can track it
 
     @torch.no_grad()
@@ -33,15 +33,14 @@ class BFWLSCallback(L.Callback):
                           batch_idx: int, dataloader_idx: int = 0) -> None:
         fused = self.fusion(batch["nir"], outputs["pred"])
         outputs["pred"] = fused
+        values = per_image(fused, batch["rgb"], list(pl_module.hparams.test_metrics))  # once: LPIPS is costly
+        update_from_values(getattr(pl_module, METRICS_ATTRIBUTE), values)
+        pl_module.add_rows(batch, "bfwls", values)
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         metrics = getattr(pl_module, METRICS_ATTRIBUTE)
-        metrics.update(fused, batch["rgb"])
-        for key, metric in metrics.items(keep_base=False):
-            name = key.removeprefix("test/bfwls/")
-            pl_module.log(key, metric, on_epoch=True, batch_size=len(fused), metric_attribute=f"{METRICS_ATTRIBUTE}.{name}")
-        names = list(pl_module.hparams.test_metrics)
-        values = per_image(fused, batch["rgb"], names)
-        for i, image_name in enumerate(batch["name"]):
-            pl_module.test_rows.append({"name": image_name, "stage": "bfwls", **{k: float(v[i]) for k, v in values.items()}})
+        pl_module.log_dict({f"test/{pl_module.test_set}/bfwls/{k}": v for k, v in metrics.compute().items()})
+        metrics.reset()
 
     @torch.no_grad()
     def on_predict_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,

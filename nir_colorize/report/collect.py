@@ -38,7 +38,7 @@ class Run:
     path: Path
     overrides: list[str] = field(default_factory=list)
     cfg: DictConfig | None = None
-    summary: dict[str, dict[str, float]] | None = None
+    summary: dict[str, dict[str, dict[str, dict]]] | None = None  # set -> all | clean -> stage -> metrics
     curve: list[tuple[int, float]] = field(default_factory=list)  # (epoch, val/psnr)
     checkpoint: Path | None = None
     missing: list[str] = field(default_factory=list)
@@ -64,15 +64,19 @@ class Run:
         return (keys.index(self.key) if self.key in keys else len(keys), int(self.job) if self.job.isdigit() else 0)
 
     @property
-    def stage(self) -> str:
-        """The stage of ``test/metrics.json`` that is this variant's result: after fusion where there is one."""
-        if self.summary and self.key[1] != "none" and self.key[1] in self.summary:
-            return self.key[1]
-        return "raw"
+    def sets(self) -> list[str]:
+        """The test sets of ``test/metrics.json``, in its order."""
+        return list(self.summary or {})
 
     @property
-    def metrics(self) -> dict[str, float] | None:
-        return (self.summary or {}).get(self.stage)
+    def stage(self) -> str:
+        """The stage of ``test/metrics.json`` that is this variant's result: after fusion where there is one."""
+        stages = {st for by_subset in (self.summary or {}).values() for st in by_subset.get("all", {})}
+        return self.key[1] if self.key[1] != "none" and self.key[1] in stages else "raw"
+
+    def metrics(self, test_set: str, subset: str = "clean") -> dict[str, float] | None:
+        """This variant's means on ``subset`` (all | clean) of ``test_set``, or None."""
+        return (self.summary or {}).get(test_set, {}).get(subset, {}).get(self.stage)
 
     @property
     def epochs(self) -> int | None:
@@ -215,6 +219,6 @@ def relative(path: Path) -> str:
 def run_table_rows(sweep: Sweep) -> list[dict[str, Any]]:
     """One JSON-ready record per run (summary.json)."""
     return [{"job": r.job, "label": r.label, "model": r.key[0], "fusion": r.key[1], "overrides": r.overrides,
-             "stage": r.stage, "metrics": r.metrics, "epochs": r.epochs, "best_val_psnr": r.best_val_psnr,
+             "stage": r.stage, "metrics": r.summary, "epochs": r.epochs, "best_val_psnr": r.best_val_psnr,
              "val_psnr": [[e, p] for e, p in r.curve], "checkpoint": relative(r.checkpoint) if r.checkpoint else None,
              "missing": r.missing} for r in sweep.runs]

@@ -34,12 +34,13 @@ def tile_image(image: np.ndarray, tile: int) -> Image.Image:
 
 
 def load_test_images(cfg: DictConfig, count: int, data_root: str | None = None) -> list[dict]:
-    """The first ``count`` test images of a run's dataset (``data_root`` replaces ``data.source.root``)."""
+    """The first ``count`` images of the first test set of a run's dataset (``data_root`` replaces
+    ``data.source.root``)."""
     data_cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     if data_root:
         OmegaConf.update(data_cfg, "data.source.root", str(data_root))
     datamodule = instantiate(data_cfg.data)
-    dataset = datamodule.split("test")
+    dataset = datamodule.split(datamodule.test_sets[0])
     return [dataset[i] for i in range(min(count, len(dataset)))]
 
 

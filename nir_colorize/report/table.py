@@ -16,10 +16,24 @@ PAPER_TABLE2 = {
 }
 
 
+def test_sets(sweep: Sweep) -> list[str]:
+    """Every test set of the sweep's runs, in order of appearance."""
+    return list(dict.fromkeys(s for r in sweep.runs for s in r.sets))
+
+
 def metric_table(sweep: Sweep) -> str:
-    """One row per variant, the paper's columns then the extra metrics; the best value of a column in bold;
-    a run without test results keeps its row, marked missing."""
-    results = {r.label: r.metrics for r in sweep.runs}
+    """Per test set, a table on its clean subset and one on all its images: one row per variant, the paper's
+    columns then the extra metrics, ``mean [95 % interval]``; the best mean of a column in bold; a run without
+    test results keeps its row, marked missing."""
+    sets = test_sets(sweep)
+    if not sets:
+        return _table(sweep, "", "clean") + "\nNo test results.\n"
+    return "\n".join(f"### Test set `{s}`, {subset} images\n\n" + _table(sweep, s, subset)
+                     for s in sets for subset in ("clean", "all"))
+
+
+def _table(sweep: Sweep, test_set: str, subset: str) -> str:
+    results = {r.label: r.metrics(test_set, subset) for r in sweep.runs}
     metrics = [m for m in COLUMNS if any(v and m in v for v in results.values())]
     best = {}
     for m in metrics:
@@ -31,12 +45,14 @@ def metric_table(sweep: Sweep) -> str:
         if not values:
             lines.append(f"| {label} | " + " | ".join("missing" for _ in metrics) + " | 0 |")
             continue
-        cells = [(f"**{values[m]:.4f}**" if values[m] == best[m] and len(results) > 1 else f"{values[m]:.4f}")
+        cells = [((f"**{values[m]:.4f}**" if values[m] == best[m] and len(results) > 1 else f"{values[m]:.4f}")
+                  + (" [{:.2f}, {:.2f}]".format(*values[f"{m}_ci95"]) if f"{m}_ci95" in values else ""))
                  if m in values else "" for m in metrics]
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {int(values.get('images', 0))} |")
     arrows = ", ".join(f"{COLUMNS[m]} {'higher' if m in HIGHER_IS_BETTER else 'lower'}" for m in metrics)
     notes = [NOTES[m] for m in metrics if m in NOTES]
-    lines += ["", f"Test split, mean over images; best in bold ({arrows} is better). "
+    lines += ["", f"Mean over the {subset} images of `{test_set}` [95 % bootstrap interval]; best in bold ({arrows} is "
+              "better). Clean: no duplicate of a train or val pair (docs/evaluation.md). "
               + ("; ".join(notes) + ". " if notes else "") + "Definitions: docs/metrics.md."]
     return "\n".join(lines) + "\n"
 

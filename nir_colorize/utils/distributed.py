@@ -13,17 +13,18 @@ def world_size() -> int:
 
 
 def merge_rows(parts: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Rows of every rank as one list, each (image ``name``, ``stage``) once, ordered by stage then name.
+    """Rows of every rank as one list, each (``set``, ``stage``, image ``name``) once, ordered by set, stage, name.
 
     A DistributedSampler pads its last batches with repeated images so that every rank runs as many
     steps; the repeats give identical rows, so keeping the first one counts every image exactly once.
     """
-    unique: dict[tuple[str, str], dict[str, Any]] = {}
+    unique: dict[tuple[str, str, str], dict[str, Any]] = {}
     for rows in parts:
         for row in rows:
-            unique.setdefault((row.get("stage", "raw"), row["name"]), row)
-    stages = list(dict.fromkeys(stage for stage, _ in unique))
-    return [unique[key] for key in sorted(unique, key=lambda k: (stages.index(k[0]), k[1]))]
+            unique.setdefault((row.get("set", ""), row.get("stage", "raw"), row["name"]), row)
+    sets = list(dict.fromkeys(k[0] for k in unique))
+    stages = list(dict.fromkeys(k[1] for k in unique))
+    return [unique[k] for k in sorted(unique, key=lambda k: (sets.index(k[0]), stages.index(k[1]), k[2]))]
 
 
 def gather_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

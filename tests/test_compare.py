@@ -1,0 +1,42 @@
+"""``nir_colorize.report.compare``: two evaluations on the same images, paired differences with intervals."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nir_colorize.report.compare import main
+from nir_colorize.results import bootstrap_ci
+
+
+def _write(path: Path, psnr: dict[str, float], clean: set[str]) -> Path:
+    path.mkdir(parents=True)
+    with open(path / "per_image.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["set", "name", "stage", "clean", "duplicates", "psnr"])
+        writer.writeheader()
+        for name, value in psnr.items():
+            writer.writerow({"set": "validation", "name": name, "stage": "raw", "clean": name in clean,
+                             "duplicates": "" if name in clean else "train:x (exact)", "psnr": value})
+    return path
+
+
+def test_paired_difference_on_common_images(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    rng = np.random.default_rng(0)
+    names = [f"img{i:02d}" for i in range(12)]
+    a = dict(zip(names, rng.normal(18, 2, 12), strict=True))
+    b = {n: v + 0.5 + rng.normal(0, 0.1) for n, v in a.items() if n != "img11"}  # B lacks one image
+    clean = set(names[:9])
+    out = tmp_path / "cmp.md"
+    assert main([str(_write(tmp_path / "a", a, clean)), str(_write(tmp_path / "b", b, clean)), "--out", str(out)]) == 0
+    rows = [line.split("|")[1:-1] for line in out.read_text().splitlines() if line.startswith("| validation")]
+    by_subset = {r[1].strip(): r for r in rows}
+    assert set(by_subset) == {"all: 11", "clean: 9"}
+    diffs = np.array([b[n] - a[n] for n in names[:9]])
+    lo, hi = bootstrap_ci(diffs, seed=0)
+    assert by_subset["clean: 9"][5].strip() == f"{diffs.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]"
+    assert by_subset["clean: 9"][6].strip() == "9/9" and lo > 0.3
+    assert main([str(tmp_path / "a"), str(tmp_path / "nowhere")]) == 2
+    assert "no per_image.csv" in capsys.readouterr().err
