@@ -1,7 +1,9 @@
-"""``python -m nir_colorize.bench``: a tiny configuration runs every section and writes consistent files."""
+"""``python -m nir_colorize.bench``: a tiny configuration runs every section and writes consistent files;
+the hardware probe (bf16 support, fast precision) on canned ``/proc/cpuinfo`` texts."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -14,6 +16,21 @@ from nir_colorize.bench import report
 from nir_colorize.bench.__main__ import BenchConfig, main, run_bench
 from nir_colorize.bench.cases import BASELINE, has_module, real_nir, run_isolated
 from nir_colorize.bench.timing import measure, summarize
+from nir_colorize.utils import hardware
+
+SAPPHIRE_RAPIDS = """processor\t: 0
+vendor_id\t: GenuineIntel
+model name\t: Intel(R) Xeon(R) Platinum 8480+
+flags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni avx512_bf16 amx_bf16 avx512_fp16 amx_tile amx_int8
+
+processor\t: 1
+model name\t: Intel(R) Xeon(R) Platinum 8480+
+flags\t\t: fpu sse2 avx2
+"""
+COOPER_LAKE = "model name\t: Intel(R) Xeon(R) Platinum 8380H CPU @ 2.90GHz\nflags\t\t: fpu avx2 avx512f avx512_bf16\n"
+ZEN3 = "model name\t: AMD EPYC 7B13 64-Core Processor\nflags\t\t: fpu sse2 avx avx2 fma sha_ni vaes\n"
+AMX_WITHOUT_TILE = "flags\t\t: avx2 amx_bf16\n"  # a kernel that does not enable the AMX tiles
+GRAVITON3 = "processor\t: 0\nBogoMIPS\t: 2100.00\nFeatures\t: fp asimd sve bf16 i8mm\n"
 
 
 def test_summarize_matches_numpy_quartiles():
@@ -45,6 +62,45 @@ def test_machine_name_and_slug():
     assert report.slug("AMD EPYC 7B13 64-Core Processor") == "amd-epyc-7b13"
     assert report.slug("Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz") == "intel-xeon-platinum-8375c"
     assert report.machine_name("cpu").startswith(f"cpu-{report.cpu_count()}c-")
+
+
+def test_cpuinfo_flags_and_model_of_the_first_cpu():
+    assert {"avx512_bf16", "amx_bf16", "amx_tile"} <= hardware.cpu_flags(SAPPHIRE_RAPIDS)
+    assert hardware.cpu_model(SAPPHIRE_RAPIDS) == "Intel(R) Xeon(R) Platinum 8480+"
+    assert "bf16" in hardware.cpu_flags(GRAVITON3) and hardware.cpu_flags("") == set()
+    assert report.slug(hardware.cpu_model(ZEN3)) == "amd-epyc-7b13"
+
+
+@pytest.mark.parametrize(("text", "avx512", "amx", "fast"), [
+    (SAPPHIRE_RAPIDS, True, True, True), (COOPER_LAKE, True, False, True), (ZEN3, False, False, False),
+    (AMX_WITHOUT_TILE, False, False, False), (GRAVITON3, False, False, False), ("", False, False, False)])
+def test_cpu_bf16_support_from_cpuinfo(monkeypatch, text, avx512, amx, fast):
+    support = hardware.cpu_bf16_support(text)
+    assert (support["avx512_bf16"], support["amx_bf16"] and support["amx_tile"], support["fast_bf16"]) == (avx512, amx,
+                                                                                                        fast)
+    assert support["capability"] == torch.backends.cpu.get_cpu_capability()
+    monkeypatch.setattr(hardware, "read_cpuinfo", lambda: text)
+    assert hardware.fast_precision("cpu") == ("bf16-mixed" if fast else "32-true")
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)  # no oneDNN: no fast bf16 kernels
+    assert hardware.fast_precision("cpu") == "32-true"
+
+
+def test_cpuinfo_missing_means_no_flags(monkeypatch, tmp_path):
+    monkeypatch.setattr(hardware, "CPUINFO", tmp_path / "absent")
+    assert hardware.read_cpuinfo() == "" and not hardware.cpu_bf16_support()["fast_bf16"]
+    assert hardware.fast_precision("cpu") == "32-true" and hardware.cpu_model()
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_fast_precision_on_cuda_needs_native_bf16(monkeypatch, native):
+    asked = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device", lambda _dev: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: asked.append(
+        including_emulation) or native)
+    assert hardware.fast_precision("cuda:1") == ("bf16-mixed" if native else "32-true") and asked == [False]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert hardware.fast_precision("cuda") == "32-true" and hardware.fast_precision("meta") == "32-true"
 
 
 @pytest.fixture(scope="module")

@@ -14,30 +14,15 @@ from pathlib import Path
 import torch
 
 from nir_colorize import PROJECT_ROOT
+from nir_colorize.utils.hardware import cpu_bf16_support, cpu_count, cpu_model
+
+__all__ = ["cpu_count", "cpu_model", "machine_meta", "machine_name", "markdown", "slug", "write"]
 
 
 def slug(text: str) -> str:
     """Lower-case, dash-separated, without vendor noise: 'AMD EPYC 7B13 64-Core Processor' -> 'amd-epyc-7b13'."""
     text = re.sub(r"\(r\)|\(tm\)|\bcpu\b|\bprocessor\b|\b\d+-core\b|@.*$", " ", text.lower())
     return re.sub(r"[^a-z0-9]+", "-", text).strip("-") or "unknown"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_count() -> int:
-    """CPUs this process may use (the affinity mask, as a container or taskset sees it)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def machine_name(device: str) -> str:
@@ -63,8 +48,11 @@ def machine_meta(device: str) -> dict:
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
             "platform": platform.platform(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "git_commit": git_commit()}
+    meta["cpu_bf16"] = cpu_bf16_support()
     if torch.device(device).type == "cuda":
-        meta |= {"gpu": torch.cuda.get_device_name(torch.device(device)), "cuda": torch.version.cuda}
+        meta |= {"gpu": torch.cuda.get_device_name(torch.device(device)), "cuda": torch.version.cuda,
+                 "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32}
+    meta["float32_matmul_precision"] = torch.get_float32_matmul_precision()
     with contextlib.suppress(OSError):
         meta["load_average"] = list(os.getloadavg())
     return meta
