@@ -1,8 +1,10 @@
 """``python -m nir_colorize.bench [--quick] [--device cpu|cuda] [--out experiments/bench]`` (``make bench``).
 
 Measures, on one device and in one run: the training step of every variant of ``MODELS`` next to a plain
-smp Unet-ResNet34 baseline, inference of the paper's model at 480x480, 1024x680 and 4096x4096 (tiled),
-and WLS / BFWLS fusion per solver next to the ``direct`` reference; each case in a fresh process.
+smp Unet-ResNet34 baseline, in fp32 and the fast precision (bf16 where the hardware has it), NCHW and
+channels_last, with FLOPs per step against the machine's matmul peak and the accuracy cost of bf16;
+inference of the paper's model at 480x480, 1024x680 and 4096x4096 (tiled), and WLS / BFWLS fusion per
+solver next to the ``direct`` reference; each case in a fresh process.
 Writes ``<out>/<machine>.json`` and ``<out>/<machine>.md``. See docs/bench.md.
 """
 
@@ -19,6 +21,9 @@ import torch
 from nir_colorize import PROJECT_ROOT
 from nir_colorize.bench import report
 from nir_colorize.bench.cases import BASELINE, has_module, paper_model, run_case, run_isolated
+from nir_colorize.utils.hardware import cpu_bf16_support, fast_precision
+
+SECTIONS = ("training", "inference", "fusion")
 
 
 @dataclass
@@ -34,6 +39,10 @@ class BenchConfig:
     train_size: int = 256
     train_batch: int | None = None  # None: 4 on the CPU, 16 on CUDA
     train_models: list[str] | None = None  # None: every variant of MODELS
+    train_baseline: bool = True  # also the smp Unet-ResNet34 baseline (first row)
+    precisions: list[str] = field(default_factory=lambda: ["fp32", "fast"])  # fp32, bf16, fast (fast_precision)
+    layouts: list[str] = field(default_factory=lambda: ["nchw", "channels_last"])
+    peak_size: int | None = None  # matmul for the peak: None: 4096 on the CPU, 8192 on CUDA
     infer_model: str | None = None  # None: colornet if present, else linknet
     infer_sizes: list[tuple[int, int, bool]] = field(
         default_factory=lambda: [(480, 480, False), (1024, 680, False), (4096, 4096, True)])  # (W, H, tiled)
@@ -42,6 +51,7 @@ class BenchConfig:
     fusion_sizes: list[tuple[int, int]] = field(default_factory=lambda: [(480, 480), (1024, 680)])
     isolate: bool = True  # fresh subprocess per case (per-case peak RSS); False: in-process, no RSS reported
     case_timeout: float | None = 900.0
+    sections: list[str] = field(default_factory=lambda: list(SECTIONS))
 
     @classmethod
     def quick(cls, **overrides) -> BenchConfig:
@@ -77,19 +87,34 @@ def _reps(cfg: BenchConfig, pixels: int) -> dict:
 
 
 def bench_training(cfg: BenchConfig, log) -> dict:
+    """The matmul peak per precision, then per variant: its profile (FLOPs per step, accuracy of each
+    precision / layout against fp32 NCHW) and one timed case per precision / layout."""
+    from nir_colorize.bench import training
     from nir_colorize.models import MODELS
 
-    batch = cfg.train_batch or (16 if torch.device(cfg.device).type == "cuda" else 4)
-    names = [BASELINE, *(cfg.train_models if cfg.train_models is not None else MODELS)]
-    rows = []
+    cuda = torch.device(cfg.device).type == "cuda"
+    batch = cfg.train_batch or (16 if cuda else 4)
+    names = [BASELINE] * cfg.train_baseline + list(cfg.train_models if cfg.train_models is not None else MODELS)
+    precisions = training.resolve_precisions(cfg.precisions, cfg.device)
+    pairs = training.combos(precisions, cfg.layouts)
+    n = cfg.peak_size or (8192 if cuda else 4096)
+    peaks = {p: _measure(cfg, {"kind": "matmul", "dtype": p, "n": n, "device": cfg.device, **_reps(cfg, 0)}, log)
+             for p in sorted({"fp32", *precisions}, key=list(training.PRECISIONS).index)}
+    rows, profiles = [], {}
     for name in names:
-        case = {"kind": "train", "model": name, "size": cfg.train_size, "batch": batch, "device": cfg.device,
-                **_reps(cfg, cfg.train_size**2 * batch)}
-        rows.append({"model": name, **_measure(cfg, case, log)})
-    base = rows[0].get("images_per_s")
-    for r in rows:
-        r["throughput_ratio_to_baseline"] = r["images_per_s"] / base if base and "images_per_s" in r else None
-    return {"size": cfg.train_size, "batch": batch, "baseline": BASELINE, "rows": rows}
+        profiles[name] = _measure(cfg, {"kind": "train_profile", "model": name, "size": cfg.train_size, "batch": batch,
+                                        "device": cfg.device, "combos": [list(c) for c in pairs]}, log)
+        for precision, layout in pairs:
+            case = {"kind": "train", "model": name, "size": cfg.train_size, "batch": batch, "device": cfg.device,
+                    "precision": precision, "layout": layout, **_reps(cfg, cfg.train_size**2 * batch)}
+            rows.append({"model": name, "precision": precision, "layout": layout, **_measure(cfg, case, log)})
+    fast = fast_precision(cfg.device)
+    after = next((c for c in reversed(pairs) if c[1] == "channels_last"), pairs[-1])
+    return {"size": cfg.train_size, "batch": batch, "baseline": BASELINE if cfg.train_baseline else None,
+            "fast_precision": fast, "lightning_precision": {p: training.PRECISIONS[p] for p in precisions},
+            "cpu_bf16": cpu_bf16_support(), "combos": [list(c) for c in pairs], "before": list(training.REFERENCE),
+            "after": list(after), "peak": peaks, "profiles": profiles,
+            "rows": training.derive(rows, profiles, peaks, BASELINE)}
 
 
 def bench_inference(cfg: BenchConfig, log) -> dict:
@@ -151,12 +176,22 @@ def run_bench(cfg: BenchConfig, out_dir: Path, log=print) -> tuple[Path, Path]:
     The files are rewritten after each section (``meta.complete`` false until the end), so an interrupted
     run still leaves what it measured."""
     check_device(cfg.device)
+    unknown = set(cfg.sections) - set(SECTIONS)
+    if unknown:
+        raise ValueError(f"unknown section(s) {sorted(unknown)}: choose from {', '.join(SECTIONS)}")
+    from nir_colorize.bench import training
+
+    training.combos(training.resolve_precisions(cfg.precisions, cfg.device), cfg.layouts)  # fail before measuring
     meta = report.machine_meta(cfg.device)
     log(f"benchmark on {meta['machine']} (torch {meta['torch']}, {meta['torch_threads']} threads) -> {out_dir}")
     result = {"meta": meta | {"complete": False}, "config": asdict(cfg), "training": {"rows": []},
               "inference": {"rows": []}, "fusion": {"rows": [], "note": "not run yet"}}
+    for section in set(SECTIONS) - set(cfg.sections):
+        result[section] |= {"skipped": True}
     start = time.perf_counter()
     for section, fn in (("training", bench_training), ("inference", bench_inference), ("fusion", bench_fusion)):
+        if section not in cfg.sections:
+            continue
         log(f"{section}:")
         result[section] = fn(cfg, log)
         result["meta"]["total_s"] = time.perf_counter() - start
@@ -165,13 +200,34 @@ def run_bench(cfg: BenchConfig, out_dir: Path, log=print) -> tuple[Path, Path]:
     return report.write(result, out_dir)
 
 
+def _csv(choices):
+    """An argparse type: comma-separated values, each one of ``choices`` (None: anything)."""
+    def parse(text: str) -> list[str]:
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        bad = [v for v in values if choices is not None and v not in choices]
+        if bad or not values:
+            raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated values from {', '.join(choices or ())}")
+        return values
+
+    return parse
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (2, and 1 for 4096x4096)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "experiments" / "bench", help="output folder")
+    parser.add_argument("--precision", type=_csv(("fp32", "bf16", "fast")), default="fp32,fast",
+                        help="training precisions: fp32, bf16, fast (= bf16 where the hardware has it, else fp32)")
+    parser.add_argument("--layout", type=_csv(("nchw", "channels_last")), default="nchw,channels_last",
+                        help="training memory layouts")
+    parser.add_argument("--models", type=_csv(None), default=None, help="training variants (default: all)")
+    parser.add_argument("--no-baseline", action="store_true", help="no unet_resnet34 row in training")
+    parser.add_argument("--sections", type=_csv(SECTIONS), default=",".join(SECTIONS), help="sections to run")
     args = parser.parse_args(argv)
-    cfg = BenchConfig.quick(device=args.device) if args.quick else BenchConfig(device=args.device)
+    opts = {"device": args.device, "precisions": args.precision, "layouts": args.layout, "train_models": args.models,
+            "train_baseline": not args.no_baseline, "sections": args.sections}
+    cfg = BenchConfig.quick(**opts) if args.quick else BenchConfig(**opts)
     json_path, md_path = run_bench(cfg, args.out, log=lambda s: print(s, flush=True))
     print(md_path.read_text())
     print(f"wrote {json_path} and {md_path}", file=sys.stderr)

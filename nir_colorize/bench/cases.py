@@ -1,6 +1,7 @@
 """Benchmark cases (training step, inference, fusion), each runnable in a fresh process.
 
-A case is a JSON-able dict ``{"kind": "train" | "infer" | "fusion" | "predict", ...}``; ``run_case`` measures it
+A case is a JSON-able dict ``{"kind": "train" | "train_profile" | "matmul" | "infer" | "fusion" | "predict", ...}``
+(the training kinds are in ``nir_colorize.bench.training``); ``run_case`` measures it
 in this process, ``run_isolated`` in a fresh ``python -m nir_colorize.bench.cases`` subprocess so
 that its peak resident memory (``VmHWM``, see ``timing.peak_rss_mb``) belongs to that case alone.
 """
@@ -15,12 +16,12 @@ import traceback
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from nir_colorize import PROJECT_ROOT
 from nir_colorize.bench.timing import cuda_peak_mb, measure, peak_rss_mb, reset_cuda_peak
 
 SOURCE = PROJECT_ROOT / "data" / "sample" / "nirscene1" / "country" / "0000_nir.tiff"
+SOURCE_RGB = SOURCE.with_name("0000_rgb.tiff")
 BASELINE = "unet_resnet34"
 MARKER = "BENCH_RESULT "
 
@@ -52,33 +53,49 @@ def build_net(name: str) -> torch.nn.Module:
     return Colorizer(torch.nn.Sequential(unet, torch.nn.Tanh()), output_stride=32)
 
 
-def real_nir(width: int, height: int) -> np.ndarray:
-    """The real sample NIR image (float32 HxW in [0, 1]), centre-cropped or mirror-extended to ``width`` x ``height``."""
-    from nir_colorize.data.io import read_nir
-
-    img = read_nir(SOURCE)[..., 0]
+def fit(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``img`` (H x W [x C]) centre-cropped or mirror-extended to ``width`` x ``height``."""
     reps_h, reps_w = -(-height // img.shape[0]), -(-width // img.shape[1])
     if reps_h > 1 or reps_w > 1:  # mirror-extend: no hard seams, content like a real scene
-        img = np.pad(img, ((0, (reps_h - 1) * img.shape[0]), (0, (reps_w - 1) * img.shape[1])), mode="symmetric")
+        pad = ((0, (reps_h - 1) * img.shape[0]), (0, (reps_w - 1) * img.shape[1])) + ((0, 0),) * (img.ndim - 2)
+        img = np.pad(img, pad, mode="symmetric")
     top, left = (img.shape[0] - height) // 2, (img.shape[1] - width) // 2
     return np.ascontiguousarray(img[top : top + height, left : left + width])
 
 
-def train_case(model: str, size: int, batch: int, device: str, warmup: int, repeat: int) -> dict:
-    """Seconds per training step: forward, L2-sum loss (tanh output vs target in [-1, 1]), backward, Adam step."""
-    torch.manual_seed(0)
-    net = build_net(model).to(device).train()
-    opt = torch.optim.Adam(net.parameters(), lr=1e-4, betas=(0.9, 0.999), eps=1e-8)
-    nir = torch.rand(batch, 1, size, size, device=device)
-    target = torch.rand(batch, 3, size, size, device=device) * 2 - 1
+def real_nir(width: int, height: int) -> np.ndarray:
+    """The real sample NIR image (float32 HxW in [0, 1]), centre-cropped or mirror-extended to ``width`` x ``height``."""
+    from nir_colorize.data.io import read_nir
 
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        F.mse_loss(net.forward_tanh(nir), target, reduction="sum").backward()
-        opt.step()
+    return fit(read_nir(SOURCE)[..., 0], width, height)
 
-    return timed(step, device, warmup, repeat, per_call=batch, unit="images_per_s",
-                 parameters=sum(p.numel() for p in net.parameters()))
+
+def real_rgb(width: int, height: int) -> np.ndarray:
+    """The sample's RGB image (float32 HxWx3 in [0, 1]), cropped or extended as ``real_nir``."""
+    from nir_colorize.data.io import read_rgb
+
+    return fit(read_rgb(SOURCE_RGB), width, height)
+
+
+def train_case(**kwargs) -> dict:
+    """Seconds per training step at one precision and layout (``nir_colorize.bench.training.train_case``)."""
+    from nir_colorize.bench.training import train_case as run
+
+    return run(**kwargs)
+
+
+def train_profile_case(**kwargs) -> dict:
+    """FLOPs per step and the accuracy of bf16 / channels_last (``nir_colorize.bench.training``)."""
+    from nir_colorize.bench.training import train_profile_case as run
+
+    return run(**kwargs)
+
+
+def matmul_case(**kwargs) -> dict:
+    """The matmul peak at one dtype (``nir_colorize.bench.training.matmul_case``)."""
+    from nir_colorize.bench.training import matmul_case as run
+
+    return run(**kwargs)
 
 
 def infer_case(model: str, width: int, height: int, tile: int | None, overlap: int | None, device: str,
@@ -139,7 +156,8 @@ def predict_case(**kwargs) -> dict:
     return run(**kwargs)
 
 
-CASES = {"train": train_case, "infer": infer_case, "fusion": fusion_case, "predict": predict_case}
+CASES = {"train": train_case, "train_profile": train_profile_case, "matmul": matmul_case, "infer": infer_case,
+         "fusion": fusion_case, "predict": predict_case}
 
 
 def run_case(case: dict) -> dict:
