@@ -15,3 +15,12 @@ if not OmegaConf.has_resolver("project_root"):
 # `${optional_dir:${study}}`: "NAME/" for a name, "" for null (the sweep directory of a named study).
 if not OmegaConf.has_resolver("optional_dir"):
     OmegaConf.register_new_resolver("optional_dir", lambda name=None: f"{name}/" if name else "")
+# `${fast_precision:}` (or `${fast_precision:cuda}`): bf16-mixed where the device computes bf16 natively, else
+# 32-true (nir_colorize.utils.hardware; imported on use, so that configs load without torch's start-up cost).
+if not OmegaConf.has_resolver("fast_precision"):
+    def _fast_precision(device: str = "cpu") -> str:
+        from nir_colorize.utils.hardware import fast_precision
+
+        return fast_precision(device)
+
+    OmegaConf.register_new_resolver("fast_precision", _fast_precision)

@@ -1,7 +1,9 @@
-"""Training callbacks: validation image grids for every logger (files, W&B, TensorBoard)."""
+"""Training callbacks: validation image grids for every logger (files, W&B, TensorBoard); step timing."""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import lightning as L
@@ -45,3 +47,31 @@ class ValidationImages(L.Callback):
                                  step=trainer.global_step)
             elif name == "TensorBoardLogger":
                 logger.experiment.add_image("val/images", grid, trainer.global_step, dataformats="HWC")
+
+
+class StepTimes(L.Callback):
+    """Wall time of every training step and epoch, written to ``<run>/step_times.json`` at the end of fit
+    (``+callbacks.step_times._target_=nir_colorize.callbacks.StepTimes``; ``nir_colorize.bench.epoch`` uses it).
+    A step is timed from the end of the previous one, so it includes loading its batch."""
+
+    def __init__(self) -> None:
+        self.steps: list[float] = []
+        self.epochs: list[float] = []
+        self._last = self._epoch = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._last = self._epoch = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        now = time.perf_counter()
+        self.steps.append(now - self._last)
+        self._last = now
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.epochs.append(time.perf_counter() - self._epoch)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            Path(trainer.default_root_dir).mkdir(parents=True, exist_ok=True)
+            (Path(trainer.default_root_dir) / "step_times.json").write_text(json.dumps(
+                {"steps": self.steps, "epochs": self.epochs, "precision": str(trainer.precision)}))

@@ -1,5 +1,6 @@
 """Data: image I/O, pair sources, datasets and the LightningDataModule."""
 
+from nir_colorize.data.combined import CombinedPairs
 from nir_colorize.data.datamodule import NIRDataModule
 from nir_colorize.data.folder import FolderPairs
 from nir_colorize.data.io import ImageReadError, read_image, read_nir, read_rgb, write_png
@@ -8,6 +9,7 @@ from nir_colorize.data.pairs import VCIP2020, DatasetError, Pair
 
 __all__ = [
     "VCIP2020",
+    "CombinedPairs",
     "DatasetError",
     "FolderPairs",
     "NIRScene1",
