@@ -119,7 +119,7 @@ def run(cfg: DictConfig) -> PredictResult:
         for src, dst in bar:
             bar.set_postfix_str(src.name)
             try:
-                nir = torch.from_numpy(read_nir(src)[..., 0])[None, None]
+                nir = torch.from_numpy(read_nir(src, bit_depth=cfg.get("bit_depth"))[..., 0])[None, None]
             except ImageReadError as exc:
                 log.error("skipped %s", exc)
                 result.failed.append((src, exc.problem))
