@@ -10,6 +10,8 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
+from nir_colorize.utils.checkpoints import AtomicCheckpoints
+
 log = logging.getLogger(__name__)
 
 
@@ -29,7 +31,9 @@ def has_logger(cfg: DictConfig) -> bool:
 
 
 def instantiate_callbacks(cfg: DictConfig) -> list[L.Callback]:
-    """Callbacks of the ``callbacks`` group plus the ``fusion`` group's callback, if any.
+    """Callbacks of the ``callbacks`` group plus the ``fusion`` group's callback, if any, and
+    ``AtomicCheckpoints`` (checkpoints written to a temp file, fsync'ed and renamed: a kill never leaves a
+    half-written one; see ``nir_colorize.utils.checkpoints``).
 
     Without a logger (``logger=none``) a ``LearningRateMonitor`` is left out: Lightning refuses it then,
     and it would have nowhere to log.
@@ -42,6 +46,7 @@ def instantiate_callbacks(cfg: DictConfig) -> list[L.Callback]:
     fusion = cfg.get("fusion")
     if fusion is not None and fusion.get("callback") is not None:
         callbacks.append(instantiate(fusion.callback))
+    callbacks.append(AtomicCheckpoints())
     return callbacks
 
 
