@@ -25,6 +25,7 @@ from tqdm import tqdm
 from nir_colorize import CONFIG_DIR, inference
 from nir_colorize.data.io import IMAGE_SUFFIXES, ImageReadError, read_nir, write_png
 from nir_colorize.eval import load_module
+from nir_colorize.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +55,12 @@ def plan_outputs(inputs: list[Path], out_dir: Path, overwrite: bool = False) -> 
     clashes = {dst: srcs for dst, srcs in by_name.items() if len(srcs) > 1}
     if clashes:
         lines = "\n".join(f"  {dst.name}: {', '.join(map(str, srcs))}" for dst, srcs in clashes.items())
-        raise ValueError(f"inputs with the same name would write the same output in {out_dir}:\n{lines}\n"
+        raise UserError(f"inputs with the same name would write the same output in {out_dir}:\n{lines}\n"
                          "colorize them into separate output folders")
     sources = {src.resolve() for src in inputs}
     onto_input = [dst for _, dst in pairs if dst.resolve() in sources]
     if onto_input:
-        raise ValueError(f"output {onto_input[0]} would overwrite an input image; choose another output folder")
+        raise UserError(f"output {onto_input[0]} would overwrite an input image; choose another output folder")
     existing = [dst for _, dst in pairs if dst.exists()]
     if existing and not overwrite:
         listed = "\n".join(f"  {p}" for p in existing[:10]) + ("\n  ..." if len(existing) > 10 else "")
@@ -70,12 +71,12 @@ def plan_outputs(inputs: list[Path], out_dir: Path, overwrite: bool = False) -> 
 def resolve_device(accelerator: str) -> torch.device:
     """``trainer.accelerator`` to a device: cpu, or the GPU (``gpu``/``cuda``, or ``auto`` when one exists)."""
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise ValueError(f"trainer.accelerator={accelerator}: no CUDA device here (use trainer.accelerator=cpu)")
+        raise UserError(f"trainer.accelerator={accelerator}: no CUDA device here (use trainer.accelerator=cpu)")
     if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
     if accelerator in ("cpu", "auto"):
         return torch.device("cpu")
-    raise ValueError(f"trainer.accelerator={accelerator}: predict runs on cpu, gpu or auto")
+    raise UserError(f"trainer.accelerator={accelerator}: predict runs on cpu, gpu or auto")
 
 
 def write_rgb(path: Path, rgb: torch.Tensor) -> Path:
@@ -141,4 +142,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from nir_colorize.utils.errors import run_main
+
+    run_main(main)  # a user error: one line on stderr, exit status 2 (HYDRA_FULL_ERROR=1: the traceback)
