@@ -11,8 +11,8 @@ from __future__ import annotations
 import glob
 import logging
 import sys
+import time
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import hydra
@@ -91,6 +91,38 @@ def advance(bar: tqdm, done: int, total: int) -> None:
     bar.update(done - bar.n)
 
 
+def progress_mode(enabled: bool, stream=None) -> str:
+    """How ``run`` shows progress on ``stream`` (stderr): ``bar`` (tqdm, images and the tiles of a large
+    image) on a terminal; ``lines`` elsewhere, e.g. a log file or a pipe, where tqdm's redraws would
+    leave dozens of partial lines per image: one plain line per image with its time, and a summary;
+    ``off`` when ``progress=false``."""
+    if not enabled:
+        return "off"
+    stream = sys.stderr if stream is None else stream
+    try:
+        return "bar" if stream.isatty() else "lines"
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return "lines"
+
+
+def say(line: str) -> None:
+    """One progress line on stderr, flushed (a log file shows it at once)."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+class TileCount:
+    """``inference.colorize``'s ``progress(done, total)``: keeps the tile count, moves the tiles bar."""
+
+    def __init__(self, bar: tqdm) -> None:
+        self.bar = bar
+        self.total = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        self.total = total
+        advance(self.bar, done, total)
+
+
 @dataclass
 class PredictResult:
     """Outputs written, and (input, problem) of each input that could not be read."""
@@ -116,21 +148,38 @@ def run(cfg: DictConfig) -> PredictResult:
     fusion = instantiate(cfg.fusion.callback).fusion if cfg.fusion.get("callback") else None
     tiling = {"tile": cfg.tile, "overlap": cfg.overlap, "tile_above": cfg.tile_above, "batch_size": cfg.batch_size}
     result = PredictResult(out_dir)
-    with tqdm(pairs, desc="colorize", unit="image", file=sys.stderr, disable=not cfg.progress) as bar:
-        for src, dst in bar:
+    mode = progress_mode(bool(cfg.progress))
+    started, pixels = time.perf_counter(), 0
+    with tqdm(pairs, desc="colorize", unit="image", file=sys.stderr, disable=mode != "bar") as bar:
+        for index, (src, dst) in enumerate(bar, 1):
             bar.set_postfix_str(src.name)
+            begun = time.perf_counter()
             try:
                 nir = torch.from_numpy(read_nir(src, bit_depth=cfg.get("bit_depth"))[..., 0])[None, None]
             except ImageReadError as exc:
                 log.error("skipped %s", exc)
                 result.failed.append((src, exc.problem))
+                if mode == "lines":
+                    say(f"[{index}/{len(pairs)}] {src}: skipped ({exc.problem})")
                 continue
             with torch.inference_mode(), tqdm(desc="tiles", unit="tile", leave=False, file=sys.stderr,
-                                               disable=not cfg.progress) as tiles:
-                rgb = inference.colorize(net, nir, **tiling, progress=partial(advance, tiles))
+                                               disable=mode != "bar") as tiles:
+                count = TileCount(tiles)
+                rgb = inference.colorize(net, nir, **tiling, progress=count)
                 if fusion is not None:
                     rgb = fusion(nir.to(device), rgb.to(device)).cpu()
                 result.written.append(write_rgb(dst, rgb))
+            height, width = nir.shape[-2:]
+            pixels += height * width
+            if mode == "lines":
+                tiled = f"{count.total} tiles" if count.total > 1 else "whole"
+                say(f"[{index}/{len(pairs)}] {src} -> {dst} ({width}x{height}, {tiled}): "
+                    f"{time.perf_counter() - begun:.2f} s")
+    if mode == "lines":
+        elapsed = time.perf_counter() - started
+        rate = f" ({elapsed / len(result.written):.2f} s/image, {pixels / 1e6 / elapsed:.3f} Mpx/s)" if result.written else ""
+        failed = f"; {len(result.failed)} skipped" if result.failed else ""
+        say(f"colorized {len(result.written)} of {len(pairs)} image(s) in {elapsed:.1f} s{rate}{failed}")
     print(result.report())
     return result
 
