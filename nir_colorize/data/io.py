@@ -84,6 +84,13 @@ def _exif_orientation(data: bytes) -> int:
         return 1
 
 
+def _pil_orientation(im: Image.Image) -> int:
+    try:
+        return int(im.getexif().get(274, 1))
+    except Exception:  # noqa: BLE001 - damaged EXIF: no orientation
+        return 1
+
+
 # ---------------------------------------------------------------- PNG
 
 @dataclass
@@ -230,7 +237,7 @@ def _decode_tiff(path: Path) -> Decoded:
 
 def _from_pillow(im: Image.Image, orient_exif: bool = True) -> Decoded:
     im.load()
-    if orient_exif:
+    if orient_exif and _pil_orientation(im) != 1:
         im = ImageOps.exif_transpose(im)
     mode = im.mode
     if mode in ("1", "L", "RGB", "F") or mode.startswith("I;16"):
@@ -410,7 +417,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
             else:
                 with Image.open(path) as im:
                     h, w = im.height, im.width
-                    orientation = int(im.getexif().get(274, 1))
+                    orientation = _pil_orientation(im)
     except Exception as exc:  # noqa: BLE001
         raise ImageReadError(path, f"unreadable or corrupt image ({type(exc).__name__}: {exc})") from exc
     return (w, h) if _swaps_axes(orientation) else (h, w)
