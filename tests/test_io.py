@@ -113,6 +113,14 @@ def test_sbit_per_channel_and_plain_left_shift(tmp_path: Path) -> None:
     got = read_rgb(tmp_path / "shift.png")
     np.testing.assert_allclose(got, rgb12 / 4095, atol=1e-7)
     assert got.max() == 1.0
+    gray3 = ramp(8, 1)[..., 0]  # a 4-bit gray PNG with 3 significant bits
+    png.from_array((gray3 << 1).astype(np.uint8).tolist(), "L;4").save(tmp_path / "g4.png")
+    add_chunk(tmp_path / "g4.png", b"sBIT", bytes([3]))
+    np.testing.assert_allclose(read_nir(tmp_path / "g4.png")[..., 0], gray3 / 7, atol=1e-7)
+    pal = Image.fromarray(ramp(256).astype(np.uint8)).quantize(8)  # a palette PNG with sBIT (8, 8, 8)
+    pal.save(tmp_path / "pal.png")
+    add_chunk(tmp_path / "pal.png", b"sBIT", bytes([8, 8, 8]))
+    np.testing.assert_array_equal(read_rgb(tmp_path / "pal.png"), scaled(np.asarray(pal.convert("RGB")), 255))
 
 
 # ---------------------------------------------------------------- palettes

@@ -137,12 +137,13 @@ def png_header(path: Path) -> PngHeader:
 
 def _decode_png_direct(path: Path, header: PngHeader) -> Decoded:
     """A PNG with pypng: all 16 bits, and the sBIT chunk (Pillow reads 16-bit colour as 8-bit, ignores sBIT)."""
-    width, height, rows, info = png.Reader(filename=str(path)).read()  # stored values: no sBIT shift
+    reader = png.Reader(filename=str(path))
+    width, height, rows, info = reader.read()  # stored values: no sBIT shift
     arr = np.vstack([np.asarray(row, dtype=np.uint16 if info["bitdepth"] > 8 else np.uint8) for row in rows])
     arr = arr.reshape(height, width, info["planes"])
     bits, fixed = info["bitdepth"], False
     if header.colour_type == 3:  # palette indices to colours (8-bit entries; any tRNS alpha is dropped)
-        palette = np.asarray([entry[:3] for entry in png.Reader(filename=str(path)).palette()], dtype=np.uint8)
+        palette = np.asarray([entry[:3] for entry in reader.palette()], dtype=np.uint8)
         arr, bits, fixed = palette[np.minimum(arr[..., 0], len(palette) - 1)], 8, True
     return Decoded(orient(arr, header.orientation), bits=bits, significant=header.sbit, fixed=fixed)
 
