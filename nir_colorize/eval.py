@@ -20,6 +20,7 @@ from nir_colorize import CONFIG_DIR
 from nir_colorize.module import ColorizationModule
 from nir_colorize.results import summarize, write_results
 from nir_colorize.testing import resolve_sets, run_test_sets
+from nir_colorize.utils.errors import CKPT_HINT, checkpoint_error
 from nir_colorize.utils.instantiate import instantiate_callbacks, instantiate_loggers
 
 log = logging.getLogger(__name__)
@@ -29,11 +30,14 @@ def load_module(ckpt_path: str | Path, **overrides) -> ColorizationModule:
     """Load a trained module on the CPU, with a clear error for a missing or foreign file."""
     path = Path(ckpt_path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise FileNotFoundError(f"checkpoint {path} does not exist ({CKPT_HINT})")
     try:
         return ColorizationModule.load_from_checkpoint(path, map_location="cpu", **overrides)
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise ValueError(f"{path}: not a nir-colorize checkpoint ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - a file that is not (our) checkpoint: CheckpointError, one line
+        error = checkpoint_error(path, exc)
+        if error is None:
+            raise
+        raise error from exc
 
 
 def run(cfg: DictConfig) -> dict:
@@ -69,4 +73,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from nir_colorize.utils.errors import run_main
+
+    run_main(main)  # a user error: one line on stderr, exit status 2 (HYDRA_FULL_ERROR=1: the traceback)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import glob
 import logging
 import sys
+import time
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import hydra
@@ -25,6 +25,7 @@ from tqdm import tqdm
 from nir_colorize import CONFIG_DIR, inference
 from nir_colorize.data.io import IMAGE_SUFFIXES, ImageReadError, read_nir, write_png
 from nir_colorize.eval import load_module
+from nir_colorize.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +55,12 @@ def plan_outputs(inputs: list[Path], out_dir: Path, overwrite: bool = False) -> 
     clashes = {dst: srcs for dst, srcs in by_name.items() if len(srcs) > 1}
     if clashes:
         lines = "\n".join(f"  {dst.name}: {', '.join(map(str, srcs))}" for dst, srcs in clashes.items())
-        raise ValueError(f"inputs with the same name would write the same output in {out_dir}:\n{lines}\n"
+        raise UserError(f"inputs with the same name would write the same output in {out_dir}:\n{lines}\n"
                          "colorize them into separate output folders")
     sources = {src.resolve() for src in inputs}
     onto_input = [dst for _, dst in pairs if dst.resolve() in sources]
     if onto_input:
-        raise ValueError(f"output {onto_input[0]} would overwrite an input image; choose another output folder")
+        raise UserError(f"output {onto_input[0]} would overwrite an input image; choose another output folder")
     existing = [dst for _, dst in pairs if dst.exists()]
     if existing and not overwrite:
         listed = "\n".join(f"  {p}" for p in existing[:10]) + ("\n  ..." if len(existing) > 10 else "")
@@ -70,12 +71,12 @@ def plan_outputs(inputs: list[Path], out_dir: Path, overwrite: bool = False) -> 
 def resolve_device(accelerator: str) -> torch.device:
     """``trainer.accelerator`` to a device: cpu, or the GPU (``gpu``/``cuda``, or ``auto`` when one exists)."""
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise ValueError(f"trainer.accelerator={accelerator}: no CUDA device here (use trainer.accelerator=cpu)")
+        raise UserError(f"trainer.accelerator={accelerator}: no CUDA device here (use trainer.accelerator=cpu)")
     if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
     if accelerator in ("cpu", "auto"):
         return torch.device("cpu")
-    raise ValueError(f"trainer.accelerator={accelerator}: predict runs on cpu, gpu or auto")
+    raise UserError(f"trainer.accelerator={accelerator}: predict runs on cpu, gpu or auto")
 
 
 def write_rgb(path: Path, rgb: torch.Tensor) -> Path:
@@ -88,6 +89,38 @@ def write_rgb(path: Path, rgb: torch.Tensor) -> Path:
 def advance(bar: tqdm, done: int, total: int) -> None:
     bar.total = total
     bar.update(done - bar.n)
+
+
+def progress_mode(enabled: bool, stream=None) -> str:
+    """How ``run`` shows progress on ``stream`` (stderr): ``bar`` (tqdm, images and the tiles of a large
+    image) on a terminal; ``lines`` elsewhere, e.g. a log file or a pipe, where tqdm's redraws would
+    leave dozens of partial lines per image: one plain line per image with its time, and a summary;
+    ``off`` when ``progress=false``."""
+    if not enabled:
+        return "off"
+    stream = sys.stderr if stream is None else stream
+    try:
+        return "bar" if stream.isatty() else "lines"
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return "lines"
+
+
+def say(line: str) -> None:
+    """One progress line on stderr, flushed (a log file shows it at once)."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+class TileCount:
+    """``inference.colorize``'s ``progress(done, total)``: keeps the tile count, moves the tiles bar."""
+
+    def __init__(self, bar: tqdm) -> None:
+        self.bar = bar
+        self.total = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        self.total = total
+        advance(self.bar, done, total)
 
 
 @dataclass
@@ -115,21 +148,38 @@ def run(cfg: DictConfig) -> PredictResult:
     fusion = instantiate(cfg.fusion.callback).fusion if cfg.fusion.get("callback") else None
     tiling = {"tile": cfg.tile, "overlap": cfg.overlap, "tile_above": cfg.tile_above, "batch_size": cfg.batch_size}
     result = PredictResult(out_dir)
-    with tqdm(pairs, desc="colorize", unit="image", file=sys.stderr, disable=not cfg.progress) as bar:
-        for src, dst in bar:
+    mode = progress_mode(bool(cfg.progress))
+    started, pixels = time.perf_counter(), 0
+    with tqdm(pairs, desc="colorize", unit="image", file=sys.stderr, disable=mode != "bar") as bar:
+        for index, (src, dst) in enumerate(bar, 1):
             bar.set_postfix_str(src.name)
+            begun = time.perf_counter()
             try:
-                nir = torch.from_numpy(read_nir(src)[..., 0])[None, None]
+                nir = torch.from_numpy(read_nir(src, bit_depth=cfg.get("bit_depth"))[..., 0])[None, None]
             except ImageReadError as exc:
                 log.error("skipped %s", exc)
                 result.failed.append((src, exc.problem))
+                if mode == "lines":
+                    say(f"[{index}/{len(pairs)}] {src}: skipped ({exc.problem})")
                 continue
             with torch.inference_mode(), tqdm(desc="tiles", unit="tile", leave=False, file=sys.stderr,
-                                               disable=not cfg.progress) as tiles:
-                rgb = inference.colorize(net, nir, **tiling, progress=partial(advance, tiles))
+                                               disable=mode != "bar") as tiles:
+                count = TileCount(tiles)
+                rgb = inference.colorize(net, nir, **tiling, progress=count)
                 if fusion is not None:
                     rgb = fusion(nir.to(device), rgb.to(device)).cpu()
                 result.written.append(write_rgb(dst, rgb))
+            height, width = nir.shape[-2:]
+            pixels += height * width
+            if mode == "lines":
+                tiled = f"{count.total} tiles" if count.total > 1 else "whole"
+                say(f"[{index}/{len(pairs)}] {src} -> {dst} ({width}x{height}, {tiled}): "
+                    f"{time.perf_counter() - begun:.2f} s")
+    if mode == "lines":
+        elapsed = time.perf_counter() - started
+        rate = f" ({elapsed / len(result.written):.2f} s/image, {pixels / 1e6 / elapsed:.3f} Mpx/s)" if result.written else ""
+        failed = f"; {len(result.failed)} skipped" if result.failed else ""
+        say(f"colorized {len(result.written)} of {len(pairs)} image(s) in {elapsed:.1f} s{rate}{failed}")
     print(result.report())
     return result
 
@@ -141,4 +191,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from nir_colorize.utils.errors import run_main
+
+    run_main(main)  # a user error: one line on stderr, exit status 2 (HYDRA_FULL_ERROR=1: the traceback)

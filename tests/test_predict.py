@@ -196,3 +196,34 @@ def test_prediction_benchmark_reports_speed_and_memory(tmp_path: Path) -> None:
     assert row["megapixels_per_s"] == pytest.approx(200 * 120 / 1e6 / row["seconds"])
     assert row["rss_setup_mb"] < row["peak_rss_mb"] < result["max_rss_mb"]
     assert "| 200x120 |" in next(tmp_path.glob("predict-*.md")).read_text()
+
+
+def test_progress_in_a_log_file_is_one_line_per_image(trained_run: Path, sample_dir: Path, tmp_path: Path) -> None:
+    """stderr not a terminal (a log file): no tqdm redraws (they left dozens of partial lines per image),
+    one plain line per image with its time, one summary."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(3):
+        shutil.copy(sample_dir / "Testing" / f"testing_000{i}_nir_reg.png", inputs)
+    shutil.copy(sample_dir / ODD, inputs / "big.tiff")  # 1024 x 679: tiled, 4 tiles
+    (inputs / "cut.png").write_bytes((sample_dir / TEST_PNG).read_bytes()[:200])
+    out, log_file = tmp_path / "out", tmp_path / "predict.log"
+    args = [f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}", f"input={inputs}", f"output={out}",
+            "trainer.accelerator=cpu", f"hydra.run.dir={tmp_path / 'run'}"]
+    with open(log_file, "w") as stderr:
+        proc = subprocess.run([sys.executable, "-m", "nir_colorize.predict", *args], cwd=PROJECT_ROOT,
+                              stdout=subprocess.PIPE, stderr=stderr, text=True,
+                              env=os.environ | {"PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": "1"})
+    text = log_file.read_text()
+    assert proc.returncode == 1, text  # the truncated input
+    assert "\r" not in text and "\x1b[" not in text, text[:2000]
+    lines = text.splitlines()
+    per_image = [line for line in lines if line.startswith("[")]
+    assert len(per_image) == 5 and len(lines) <= len(per_image) + 3, text
+    for i, src in enumerate(sorted(inputs.iterdir()), 1):
+        assert sum(f"{src}" in line for line in per_image) == 1, (src, text)
+        assert any(line.startswith(f"[{i}/5] {src}") for line in per_image), text
+    assert any(line.startswith(f"[1/5] {inputs / 'big.tiff'} -> {out / 'big.png'} (1024x679, 4 tiles): ")
+               and line.endswith(" s") for line in per_image), text
+    assert any(f"[2/5] {inputs / 'cut.png'}: skipped (unreadable or corrupt image" in line for line in per_image)
+    assert lines[-1].startswith("colorized 4 of 5 image(s) in ") and lines[-1].endswith("; 1 skipped"), text
