@@ -122,7 +122,8 @@ def training_markdown(tr: dict) -> list[str]:
     peaks = [f"{p} {_n(r['flop_per_s'] / 1e9, '.4g')} GFLOP/s ({r['n']}x{r['n']}, {_t(r['seconds'])} s)"
              if "flop_per_s" in r else f"{p} failed: {r.get('error')}" for p, r in (tr.get("peak") or {}).items()]
     if peaks:
-        lines += ["Peak (one n x n matmul, this run): " + "; ".join(peaks) + ". *% of peak* compares a row with "
+        lines += ["Peak (one n x n matmul, this run; the faster of a measurement before and after the timed "
+                  "cases): " + "; ".join(peaks) + ". *% of peak* compares a row with "
                   "the peak of its precision. *GFLOP / step*: convolutions and matmuls of forward + backward "
                   "(`torch.utils.flop_counter`, 2 per multiply-add), counted once per variant.", ""]
     base = tr.get("baseline")
