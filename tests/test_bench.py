@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import json
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,20 @@ def test_measure_warms_up_then_times_each_call():
     assert len(calls) == 5 and t.n == 3 and 0 <= t.min <= t.median <= t.max
     with pytest.raises(ValueError, match="repeat"):
         measure(lambda: None, repeat=0)
+
+
+def test_measure_reports_the_cpu_share_of_the_timed_calls():
+    """CPU time / (wall x torch threads): ~0 while sleeping, ~1/threads for a single-threaded busy loop."""
+    def busy() -> None:
+        end = time.perf_counter() + 0.03
+        while time.perf_counter() < end:
+            pass
+
+    assert measure(lambda: time.sleep(0.03), warmup=0, repeat=2).cpu_share < 0.2
+    assert measure(busy, warmup=0, repeat=2).cpu_share > 0.3 / torch.get_num_threads()
+    seconds = {"median": 1.0, "q1": 1.0, "q3": 1.0, "min": 1.0, "max": 1.0, "n": 1}
+    assert "CPU share 40 %" in report._t(seconds | {"cpu_share": 0.4})
+    assert "CPU share" not in report._t(seconds | {"cpu_share": 0.95}) + report._t(seconds)
 
 
 def test_real_nir_crops_and_mirror_extends_the_sample():
@@ -199,6 +214,7 @@ def test_tiny_run_writes_json_with_every_section(tiny_run):
     for p in ("fp32", "bf16"):
         peak = train["peak"][p]
         assert peak["n"] == 256 and peak["flop_per_s"] == pytest.approx(2 * 256**3 / peak["seconds"]["median"])
+        assert peak["flop_per_s"] == max(train["peak_runs"][when][p]["flop_per_s"] for when in ("start", "end"))
     rows = {(r["model"], r["precision"], r["layout"]): r for r in train["rows"]}
     for (model, precision, layout), r in rows.items():
         assert "error" not in r, r
@@ -260,7 +276,7 @@ def test_tiny_run_writes_markdown_tables(tiny_run):
     assert ("| variant | precision / layout | parameters | s / step | images / s | GFLOP / step | achieved GFLOP/s "
             f"| % of peak | speed-up vs fp32 | x {BASELINE} | peak memory MiB |") in text
     assert f"| {BASELINE} | fp32 NCHW |" in text and "| linknet | bf16 channels_last |" in text
-    assert "| 64x48 | whole image |" in text and "Peak (one n x n matmul, this run): fp32 " in text
+    assert "| 64x48 | whole image |" in text and "Peak (one n x n matmul, this run; the faster" in text
     assert "| 1.00 | 1.00 |" in text  # the baseline in fp32 NCHW against itself, twice
 
 

@@ -58,12 +58,17 @@ def machine_meta(device: str) -> dict:
     return meta
 
 
+CPU_SHARE_WARN = 0.85  # below this the threads did not get their cores: the time is inflated by other jobs
+
+
 def _t(seconds: dict | None) -> str:
     if not seconds:
         return "-"
+    share = seconds.get("cpu_share")
+    busy = f", CPU share {100 * share:.0f} %" if share is not None and share < CPU_SHARE_WARN else ""
     if seconds.get("q1") is None:  # timed elsewhere without quartiles: min-max
-        return f"{seconds['median']:.3g} (min-max {seconds['min']:.3g}-{seconds['max']:.3g}, n={seconds['n']})"
-    return f"{seconds['median']:.3g} ({seconds['q1']:.3g}-{seconds['q3']:.3g}, n={seconds['n']})"
+        return f"{seconds['median']:.3g} (min-max {seconds['min']:.3g}-{seconds['max']:.3g}, n={seconds['n']}{busy})"
+    return f"{seconds['median']:.3g} ({seconds['q1']:.3g}-{seconds['q3']:.3g}, n={seconds['n']}{busy})"
 
 
 def _n(value: float | None, fmt: str = ".3g") -> str:
@@ -117,7 +122,8 @@ def training_markdown(tr: dict) -> list[str]:
     peaks = [f"{p} {_n(r['flop_per_s'] / 1e9, '.4g')} GFLOP/s ({r['n']}x{r['n']}, {_t(r['seconds'])} s)"
              if "flop_per_s" in r else f"{p} failed: {r.get('error')}" for p, r in (tr.get("peak") or {}).items()]
     if peaks:
-        lines += ["Peak (one n x n matmul, this run): " + "; ".join(peaks) + ". *% of peak* compares a row with "
+        lines += ["Peak (one n x n matmul, this run; the faster of a measurement before and after the timed "
+                  "cases): " + "; ".join(peaks) + ". *% of peak* compares a row with "
                   "the peak of its precision. *GFLOP / step*: convolutions and matmuls of forward + backward "
                   "(`torch.utils.flop_counter`, 2 per multiply-add), counted once per variant.", ""]
     base = tr.get("baseline")

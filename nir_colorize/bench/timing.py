@@ -11,14 +11,16 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
 
 @dataclass(frozen=True)
 class Timing:
-    """Seconds per call over ``n`` timed calls: median, quartiles (spread = q3 - q1), min and max."""
+    """Seconds per call over ``n`` timed calls: median, quartiles (spread = q3 - q1), min and max.
+    ``cpu_share`` (CPU only): process CPU time over wall time x torch threads during the timed calls;
+    well below 1 means the threads did not get their cores (a machine shared with other jobs)."""
 
     median: float
     q1: float
@@ -26,6 +28,7 @@ class Timing:
     min: float
     max: float
     n: int
+    cpu_share: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -51,19 +54,24 @@ def summarize(seconds: list[float]) -> Timing:
 def measure(fn: Callable[[], object], warmup: int = 1, repeat: int = 5,
             device: torch.device | str = "cpu") -> Timing:
     """Call ``fn`` ``warmup`` times untimed, then ``repeat`` times timed (device synchronised
-    before and after each call); returns the summary of the timed calls."""
+    before and after each call); returns the summary of the timed calls (with ``cpu_share`` on the CPU)."""
     if warmup < 0 or repeat < 1:
         raise ValueError(f"measure needs warmup >= 0 and repeat >= 1 (got warmup={warmup}, repeat={repeat})")
     for _ in range(warmup):
         fn()
     seconds = []
+    cpu_start = time.process_time()
     for _ in range(repeat):
         synchronize(device)
         start = time.perf_counter()
         fn()
         synchronize(device)
         seconds.append(time.perf_counter() - start)
-    return summarize(seconds)
+    cpu = time.process_time() - cpu_start
+    t = summarize(seconds)
+    if torch.device(device).type != "cpu" or sum(seconds) <= 0:
+        return t
+    return replace(t, cpu_share=cpu / (sum(seconds) * torch.get_num_threads()))
 
 
 def peak_rss_mb() -> float:
