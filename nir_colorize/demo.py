@@ -1,7 +1,12 @@
-"""`make demo`: train on the embedded sample, evaluate the best checkpoint, colorize images.
+"""`make demo`: colorize with the shipped model, score it, then show the training pipeline.
 
-Runs the three public entry points one after the other, exactly as a user would type them,
-and prints where everything went.
+Runs the public entry points one after the other, exactly as a user would type them, and prints where
+everything went:
+1. ``eval`` of the shipped reference model (``nir_colorize/weights``) on the sample's two test sets, with and
+   without BFWLS (all/clean rows, intervals);
+2. ``predict`` with it: the sample's test images and the two full-resolution RGB-NIR Scene images, with and
+   without BFWLS, and a figure NIR | ours | ground truth;
+3. a short training run on the sample (4 CPU epochs of LinkNet: the pipeline, not a good model), its eval.
 """
 
 from __future__ import annotations
@@ -34,18 +39,27 @@ def main() -> None:
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     run_dir = DEMO_DIR / stamp
     py = [sys.executable, "-m"]
+    # 1. the shipped model, scored on the sample's test sets (VCIP 2020 Validation/ pairs: never trained on)
+    sh(py + ["nir_colorize.eval", "fusion=bfwls", f"hydra.run.dir={run_dir}/eval_shipped"])
+    # 2. colorized images, with and without BFWLS; each set into its own folder (nirscene1 categories reuse
+    # file names, and predict refuses clashing outputs)
+    for fusion in ("none", "bfwls"):
+        for name, inputs in input_sets().items():
+            sh(py + ["nir_colorize.predict", f"input={inputs}", f"fusion={fusion}",
+                     f"output={run_dir}/predictions/{fusion}/{name}", f"hydra.run.dir={run_dir}/predict/{fusion}/{name}"])
+    figure = run_dir / "figure.png"
+    sh(py + ["nir_colorize.report.showcase", *sorted(str(p) for p in (PROJECT_ROOT / "data" / "sample").glob(
+        "Testing/testing_000[0-3]_nir_reg.png")), *sorted(str(p) for p in (PROJECT_ROOT / "data" / "sample").glob(
+        "nirscene1/*/*_nir.tiff")), "--out", str(figure)])
+    # 3. the training pipeline: a few CPU epochs on the sample, then the eval of its best checkpoint
     sh(py + ["nir_colorize.train", "+experiment=demo", f"hydra.run.dir={run_dir}/train"])
     ckpt = run_dir / "train" / "checkpoints" / "best.ckpt"
-    sh(py + ["nir_colorize.eval", f"ckpt_path={ckpt}", f"hydra.run.dir={run_dir}/eval"])
-    # the test NIR images (256x256), then the full-resolution nirscene1 originals (any size works), each set
-    # into its own folder: nirscene1 categories reuse file names, and predict refuses clashing outputs
-    for name, inputs in input_sets().items():
-        sh(py + ["nir_colorize.predict", f"ckpt_path={ckpt}", f"input={inputs}",
-                 f"output={run_dir}/predictions/{name}", f"hydra.run.dir={run_dir}/predict/{name}"])
+    sh(py + ["nir_colorize.eval", f"ckpt_path={ckpt}", "metrics=[mae,psnr,ssim,ae_deg]", f"hydra.run.dir={run_dir}/eval"])
     print(f"\nDemo finished. Everything is under {run_dir}:")
-    print(f"  training run, checkpoints, metrics.csv: {run_dir / 'train'}")
-    print(f"  evaluation (metrics.md/json, per_image.csv): {run_dir / 'eval'}")
-    print(f"  colorized PNGs: {run_dir / 'predictions'}")
+    print(f"  shipped model's metrics (with and without BFWLS): {run_dir / 'eval_shipped' / 'metrics.md'}")
+    print(f"  colorized PNGs (none = network only, bfwls = + BFWLS): {run_dir / 'predictions'}")
+    print(f"  figure NIR | ours | ground truth: {figure}")
+    print(f"  short training run, checkpoints, metrics.csv: {run_dir / 'train'}; its eval: {run_dir / 'eval'}")
 
 
 if __name__ == "__main__":

@@ -40,10 +40,20 @@ def load_module(ckpt_path: str | Path, **overrides) -> ColorizationModule:
         raise error from exc
 
 
+def load_trained(cfg: DictConfig, **overrides) -> ColorizationModule:
+    """``cfg.ckpt_path`` when given, else the shipped model ``cfg.model_id`` (``nir_colorize.shipped``)."""
+    if cfg.get("ckpt_path"):
+        return load_module(cfg.ckpt_path, **overrides)
+    from nir_colorize.shipped import DEFAULT_ID, load_shipped
+
+    return load_shipped(cfg.get("model_id") or DEFAULT_ID, **overrides)
+
+
 def run(cfg: DictConfig) -> dict:
     """Test ``cfg.ckpt_path`` on the sets ``cfg.split`` of ``cfg.data``; returns the summary."""
     L.seed_everything(cfg.seed, workers=True)
-    module = load_module(cfg.ckpt_path, test_metrics=list(cfg.metrics))
+    module = load_trained(cfg, test_metrics=list(cfg.metrics))
+    module.tta = bool(cfg.get("tta", False))
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     sets = resolve_sets(datamodule, str(cfg.split))  # checks every split, finds duplicates
@@ -51,9 +61,10 @@ def run(cfg: DictConfig) -> dict:
                                      logger=instantiate_loggers(cfg) or False)
     rows, _ = run_test_sets(trainer, module, datamodule, sets)
     model_name = module.hparams.model["name"]
-    meta = {"title": f"{model_name} on {', '.join(sets)}", "checkpoint": str(cfg.ckpt_path),
+    meta = {"title": f"{model_name} on {', '.join(sets)}",
+            "checkpoint": str(cfg.ckpt_path) if cfg.get("ckpt_path") else f"shipped model_id={cfg.model_id}",
             "data": OmegaConf.to_container(cfg.data.source, resolve=True), "sets": sets,
-            "fusion": cfg.fusion.name, "leakage": {"policy": datamodule.leakage, "check_seconds":
+            "fusion": cfg.fusion.name, "tta": module.tta, "leakage": {"policy": datamodule.leakage, "check_seconds":
                                                    round(datamodule.check_seconds, 3)}}
     if not trainer.is_global_zero:  # one writer
         return summarize(rows)

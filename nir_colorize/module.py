@@ -74,10 +74,14 @@ class ColorizationModule(L.LightningModule):
         self.test_metrics = build_metrics(list(test_metrics), prefix="test/")
         self.test_rows: list[dict[str, Any]] = []
         self.test_set = "test"
+        self.tta = False
         self.val_examples: dict[str, torch.Tensor] = {}
 
     def forward(self, nir: torch.Tensor) -> torch.Tensor:
-        """NIR (B, 1, H, W) in [0, 1] to RGB (B, 3, H, W) in [0, 1]."""
+        """NIR (B, 1, H, W) in [0, 1] to RGB (B, 3, H, W) in [0, 1]; with ``self.tta`` (eval ``tta=true``) the mean
+        of the image's and its mirror's colorization (horizontal-flip test-time averaging)."""
+        if self.tta:
+            return (self.net(nir) + self.net(nir.flip(-1)).flip(-1)) / 2
         return self.net(nir)
 
     def batch(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,6 +148,20 @@ class ColorizationModule(L.LightningModule):
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         return {"pred": self(self.batch(batch)[0]).clamp(0, 1), "name": batch["name"]}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A weights-only checkpoint (``best.ckpt``) under weight averaging (``callbacks.ema``) gets the averaged
+        weights, which validation scored: Lightning calls the averaging callback's own hook, which swaps them in,
+        only for full checkpoints."""
+        from lightning.pytorch.callbacks import WeightAveraging
+
+        if "current_model_state" in checkpoint or self._trainer is None:
+            return
+        for callback in self.trainer.callbacks:
+            average = getattr(callback, "_average_model", None)  # Lightning keeps it private
+            if isinstance(callback, WeightAveraging) and average is not None:
+                checkpoint["state_dict"] = {k[len("module."):]: v for k, v in average.state_dict().items()
+                                            if k.startswith("module.")}
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from nir_colorize import CONFIG_DIR, inference
 from nir_colorize.data.io import IMAGE_SUFFIXES, ImageReadError, read_nir, write_png
-from nir_colorize.eval import load_module
+from nir_colorize.eval import load_trained
 from nir_colorize.utils.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ def run(cfg: DictConfig) -> PredictResult:
     out_dir = Path(cfg.output)
     pairs = plan_outputs(list_inputs(str(cfg.input)), out_dir, bool(cfg.overwrite))
     device = resolve_device(str(cfg.trainer.accelerator))
-    net = load_module(cfg.ckpt_path).net.eval().to(device)
+    net = load_trained(cfg).net.eval().to(device)
     fusion = instantiate(cfg.fusion.callback).fusion if cfg.fusion.get("callback") else None
     tiling = {"tile": cfg.tile, "overlap": cfg.overlap, "tile_above": cfg.tile_above, "batch_size": cfg.batch_size}
     result = PredictResult(out_dir)

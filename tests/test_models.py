@@ -250,3 +250,32 @@ def test_summary_cli(capsys):
     models_main(["--step-time", "--batch", "2", "--size", "64", "64", "--repeats", "1", "--models", "linknet"])
     params = sum(p.numel() for p in build_model("linknet").parameters())
     assert f"| `linknet` | {params:,} | 32 | " in capsys.readouterr().out
+
+
+def test_imagenet_vgg16_stem_fold_is_exact_inside_the_border() -> None:
+    """The folded 1-channel stem on NIR in [-1, 1] = the RGB stem on the ImageNet-normalised gray image."""
+    import torch.nn.functional as F
+
+    from nir_colorize.data.io import read_nir
+    from nir_colorize.models.imagenet import IMAGENET_MEAN, IMAGENET_STD, fold_gray_stem
+
+    torch.manual_seed(0)
+    weight, bias = torch.randn(64, 3, 3, 3), torch.randn(64)
+    nir = torch.from_numpy(read_nir(SAMPLE / "NIR" / "country_0000_nir.png")[..., 0])[None, None, :64, :64]
+    rgb = (nir.expand(1, 3, -1, -1) - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    gray_w, gray_b = fold_gray_stem(weight, bias)
+    ours = F.conv2d(nir * 2 - 1, gray_w, gray_b, padding=1)
+    ref = F.conv2d(rgb, weight, bias, padding=1)
+    torch.testing.assert_close(ours[..., 1:-1, 1:-1], ref[..., 1:-1, 1:-1], atol=1e-4, rtol=1e-4)
+
+
+def test_unet_vgg16_loads_the_offline_imagenet_features() -> None:
+    from nir_colorize.models.imagenet import vgg16_path
+
+    state = torch.load(vgg16_path(), map_location="cpu", weights_only=True)
+    net = build_model("unet_vgg16", encoder_weights="lpips_vgg16")
+    enc = net.core.encoder.encoder.state_dict()
+    assert set(enc) == set(state) and torch.equal(enc["features.28.weight"], state["features.28.weight"])
+    assert enc["features.0.weight"].shape == (64, 1, 3, 3)
+    out = net(torch.rand(1, 1, 70, 90))
+    assert out.shape == (1, 3, 70, 90) and out.min() >= 0 and out.max() <= 1

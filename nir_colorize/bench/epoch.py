@@ -40,11 +40,11 @@ WARMUP = 2
 EPOCH_PAIRS = 372
 
 
-def run_case(model: str, case: str, root: str, steps: int, batch: int, threads: int) -> dict:
+def run_case(model: str, case: str, root: str, steps: int, batch: int, threads: int, crop: int = 256) -> dict:
     """One ``train`` process; returns its step times and the wall time of the whole command."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "nir_colorize.train", f"model={model}", "data=vcip2020",
-               f"data.source.root={root}", f"data.batch_size={batch}", "data.crop_size=256", "trainer=cpu",
+               f"data.source.root={root}", f"data.batch_size={batch}", f"data.crop_size={crop}", "trainer=cpu",
                "trainer.max_epochs=1", f"trainer.limit_train_batches={steps}", "trainer.limit_val_batches=0",
                "+trainer.num_sanity_val_steps=0", "test=false", "logger=none", "callbacks=none",
                "+callbacks.step_times._target_=nir_colorize.callbacks.StepTimes", "+trainer.enable_progress_bar=false",
@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--steps", type=int, default=8, help="steps per case, the first 2 untimed (default 8)")
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--crop", type=int, default=256)
     parser.add_argument("--threads", type=int, default=cpu_count())
     parser.add_argument("--out", default=str(PROJECT_ROOT / "experiments" / "bench"))
     args = parser.parse_args(argv)
@@ -92,20 +93,20 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for model in args.models:
         for case in args.cases:
-            results.append(run_case(model, case, args.data_root, args.steps, args.batch, args.threads))
+            results.append(run_case(model, case, args.data_root, args.steps, args.batch, args.threads, args.crop))
             r = results[-1]
             print(f"{model:9s} {case:7s} {r['precision']:11s} {r['median_s']:.2f} s/step", flush=True)
     meta = {"cpu": cpu_model(), "cpus": cpu_count(), "threads": args.threads, "bf16": cpu_bf16_support(),
             "fast_precision": fast_precision("cpu"), "batch": args.batch, "steps": args.steps, "warmup": WARMUP,
-            "load_average": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M")}
+            "crop": args.crop, "load_average": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M")}
     text = table(results)
     print(text)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = f"epoch-cpu-{cpu_count()}c"
+    name = f"epoch-cpu-{cpu_count()}c-" + "-".join(cpu_model().lower().replace("(r)", "").split()[:3])
     (out / f"{name}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1, default=str))
     (out / f"{name}.md").write_text(f"# Real `train` steps on VCIP 2020 ({meta['cpu']}, {meta['cpus']} CPUs, "
-                                    f"{meta['date']})\n\nBatch {args.batch}, 256x256 crops; median of steps "
+                                    f"{meta['date']})\n\nBatch {args.batch}, {args.crop}x{args.crop} crops; median of steps "
                                     f"{WARMUP + 1}-{args.steps} of a fresh `python -m nir_colorize.train`.\n\n{text}")
     return 0
 

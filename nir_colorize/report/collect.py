@@ -52,6 +52,9 @@ class Run:
     @property
     def label(self) -> str:
         model, fusion = self.key
+        recipe = OmegaConf.select(self.cfg, "recipe") if self.cfg is not None else None
+        if recipe:  # a recipe study (conf/experiment/recipe.yaml): the recipe names the row
+            return f"{recipe} ({model})" if fusion in ("none", "None") else f"{recipe} ({model} + {fusion.upper()})"
         if self.key in VARIANTS:
             return VARIANTS[self.key]
         if self.cfg is None:

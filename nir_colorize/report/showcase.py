@@ -1,0 +1,89 @@
+"""``python -m nir_colorize.report.showcase PAIR_NIR [PAIR_NIR ...] --out FIG.png [--model-id reference]``.
+
+A figure of rows NIR | ours | ground truth (with each image's PSNR) for NIR files whose RGB partner sits beside
+them (VCIP: ``..._nir.png`` / ``..._rgb_reg.png``; RGB-NIR Scene: ``..._nir.tiff`` / ``..._rgb.tiff``); any size,
+each row fitted to ``--height`` pixels. The README's opening figure is made with it from images the shipped
+model never saw (docs/model_card: which).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from nir_colorize import inference
+from nir_colorize.data.io import read_nir, read_rgb, to_uint8, write_png
+from nir_colorize.metrics.functional import psnr
+
+PARTNERS = (("_nir_reg.png", "_rgb_reg.png"), ("_nir.png", "_rgb_reg.png"), ("_nir.png", "_rgb.png"),
+            ("_nir.tiff", "_rgb.tiff"))
+
+
+def partner(nir: Path) -> Path:
+    """The RGB file beside an NIR file (capital T of the VCIP test layout included)."""
+    for a, b in PARTNERS:
+        if nir.name.endswith(a):
+            for name in (nir.name[: -len(a)] + b, (nir.name[: -len(a)] + b).replace("testing_", "Testing_")):
+                if (nir.parent / name).is_file():
+                    return nir.parent / name
+    raise FileNotFoundError(f"{nir}: no RGB partner beside it ({', '.join(b for _, b in PARTNERS)})")
+
+
+@torch.no_grad()
+def showcase(nir_files: list[Path], net: torch.nn.Module, height: int = 200, gap: int = 4) -> np.ndarray:
+    """Rows NIR | ours | ground truth, each scaled to ``height``, labelled with the PSNR of ours."""
+    rows = []
+    font = ImageFont.load_default(size=14)
+    for path in nir_files:
+        nir, rgb = read_nir(path), read_rgb(partner(path))
+        x = torch.from_numpy(nir.transpose(2, 0, 1))[None]
+        pred = inference.colorize(net, x)
+        score = float(psnr(pred, torch.from_numpy(rgb.transpose(2, 0, 1))[None])[0])
+        tiles = [np.repeat(nir, 3, axis=2), pred[0].permute(1, 2, 0).numpy(), rgb]
+        width = round(nir.shape[1] * height / nir.shape[0])
+        images = [Image.fromarray(to_uint8(t)).resize((width, height), Image.Resampling.LANCZOS) for t in tiles]
+        row = Image.new("RGB", (3 * width + 2 * gap, height), "white")
+        for i, im in enumerate(images):
+            row.paste(im, (i * (width + gap), 0))
+        ImageDraw.Draw(row).text((width + gap + 6, 4), f"{score:.1f} dB", fill="white", font=font,
+                                 stroke_width=2, stroke_fill="black")
+        rows.append(np.asarray(row))
+    width = max(r.shape[1] for r in rows)
+    canvas = np.full((sum(r.shape[0] for r in rows) + gap * (len(rows) - 1), width, 3), 255, np.uint8)
+    top = 0
+    for r in rows:
+        canvas[top:top + r.shape[0], : r.shape[1]] = r
+        top += r.shape[0] + gap
+    return canvas
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nir_colorize.report.showcase", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("nir", nargs="+", type=Path)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--model-id", default="reference")
+    parser.add_argument("--ckpt-path", help="a training checkpoint instead of the shipped model")
+    parser.add_argument("--height", type=int, default=200)
+    args = parser.parse_args(argv)
+    from nir_colorize.eval import load_module
+    from nir_colorize.shipped import load_shipped
+
+    try:
+        module = load_module(args.ckpt_path) if args.ckpt_path else load_shipped(args.model_id)
+        figure = showcase(args.nir, module.net.eval(), args.height)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    write_png(args.out, figure)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
