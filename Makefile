@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install demo test test-fast lint format bench ablation clean
+.PHONY: install demo test test-fast lint format bench ablation reference wheelhouse clean
 
 install: $(STAMP)
 
@@ -41,6 +41,26 @@ ABLATION := ablation_scd,ablation_linknet,ablation_acd,ablation_colornet,ablatio
 ablation: install
 	$(PY) -m nir_colorize.train -m +experiment=$(ABLATION) study=$(STUDY) $(ARGS)
 	$(PY) -m nir_colorize.report --study $(STUDY)
+
+# make reference [ARGS="data.source.sources.vcip.root=... data.source.sources.scenes.root=..."]: the shipped model
+# from scratch (conf/experiment/reference.yaml), then its fp16 export into the run directory (not over the shipped one)
+reference: install
+	$(PY) -m nir_colorize.train +experiment=reference hydra.run.dir=logs/reference/$$(date +%Y-%m-%d_%H-%M-%S) $(ARGS)
+	$(PY) -m nir_colorize.shipped export $$(ls -d logs/reference/*/ | tail -1)checkpoints/best.ckpt --id reference \
+		--out $$(ls -d logs/reference/*/ | tail -1)
+
+# make wheelhouse: for a GPU machine with its own torch and no package index (README "GPU"): the project's
+# pure-Python dependencies that such images lack, as wheels in .whl/, and the offline ImageNet/LPIPS weights in
+# .cache/nir_colorize/ (both git-ignored; send them along with the checkout)
+GPU_PY ?= 3.12
+wheelhouse: install
+	$(PIP) download -q --no-deps --only-binary=:all: --python-version $(GPU_PY) --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+		$$(grep -iE '^(hydra-core|omegaconf|segmentation_models_pytorch|kornia|kornia_rs|lpips|pypng|safetensors)==' requirements.lock)
+	$(PIP) wheel -q --no-deps -w .whl $$(grep -i '^antlr4-python3-runtime==' requirements.lock)
+	mkdir -p .cache/nir_colorize && cp -r $${NIR_COLORIZE_CACHE:-$$HOME/.cache/nir_colorize}/lpips \
+		$${NIR_COLORIZE_CACHE:-$$HOME/.cache/nir_colorize}/imagenet .cache/nir_colorize/
+	@echo "wheels in .whl/, weights in .cache/nir_colorize/: see README, GPU"
 
 clean:
 	rm -rf logs outputs multirun .pytest_cache .ruff_cache

@@ -15,6 +15,11 @@ if not OmegaConf.has_resolver("project_root"):
 # `${optional_dir:${study}}`: "NAME/" for a name, "" for null (the sweep directory of a named study).
 if not OmegaConf.has_resolver("optional_dir"):
     OmegaConf.register_new_resolver("optional_dir", lambda name=None: f"{name}/" if name else "")
+# `${stderr_tty:}`: whether stderr is a terminal (progress bars there, none in log files).
+if not OmegaConf.has_resolver("stderr_tty"):
+    import sys as _sys
+
+    OmegaConf.register_new_resolver("stderr_tty", lambda: _sys.stderr.isatty())
 # `${fast_precision:}` (or `${fast_precision:cuda}`): bf16-mixed where the device computes bf16 natively, else
 # 32-true (nir_colorize.utils.hardware; imported on use, so that configs load without torch's start-up cost).
 if not OmegaConf.has_resolver("fast_precision"):

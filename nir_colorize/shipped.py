@@ -73,7 +73,15 @@ def export(ckpt_path: str | Path, model_id: str, extra: dict[str, Any] | None = 
     state = {k.removeprefix("net."): v.half().contiguous() for k, v in ckpt["state_dict"].items()
              if k.startswith("net.") and v.is_floating_point()}
     meta = {"model": dict(hparams["model"]), "epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step"),
-            "source_checkpoint": Path(ckpt_path).name, **(extra or {})}
+            "source_checkpoint": Path(ckpt_path).name, "module": {k: v for k, v in hparams.items() if k != "model"}}
+    run_cfg = Path(ckpt_path).resolve().parent.parent / ".hydra"
+    if (run_cfg / "config.yaml").is_file():  # the training run's recipe and overrides
+        from omegaconf import OmegaConf
+
+        meta["recipe"] = OmegaConf.select(OmegaConf.load(run_cfg / "config.yaml"), "recipe")
+        if (run_cfg / "overrides.yaml").is_file():
+            meta["overrides"] = [str(o) for o in OmegaConf.load(run_cfg / "overrides.yaml")]
+    meta |= extra or {}
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{model_id}.safetensors"
     tmp = path.with_suffix(".part")
@@ -94,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     exp.add_argument("ckpt_path")
     exp.add_argument("--id", default=DEFAULT_ID)
     exp.add_argument("--meta", help="a JSON file of facts to record (recipe, data, training time, machine)")
+    exp.add_argument("--out", type=Path, default=WEIGHTS_DIR, help=f"folder (default {WEIGHTS_DIR})")
     sub.add_parser("list", help="the shipped models")
     args = parser.parse_args(argv)
     if args.command == "list":
@@ -102,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{model_id}: {meta['model']['name']} ({weights_path(model_id).stat().st_size / 2**20:.1f} MB)")
         return 0
     extra = json.loads(Path(args.meta).read_text()) if args.meta else None
-    path = export(args.ckpt_path, args.id, extra)
+    path = export(args.ckpt_path, args.id, extra, out_dir=args.out)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB)")
     return 0
 

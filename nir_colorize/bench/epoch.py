@@ -47,7 +47,7 @@ def run_case(model: str, case: str, root: str, steps: int, batch: int, threads: 
                f"data.source.root={root}", f"data.batch_size={batch}", f"data.crop_size={crop}", "trainer=cpu",
                "trainer.max_epochs=1", f"trainer.limit_train_batches={steps}", "trainer.limit_val_batches=0",
                "+trainer.num_sanity_val_steps=0", "test=false", "logger=none", "callbacks=none",
-               "+callbacks.step_times._target_=nir_colorize.callbacks.StepTimes", "+trainer.enable_progress_bar=false",
+               "+callbacks.step_times._target_=nir_colorize.callbacks.StepTimes", "trainer.enable_progress_bar=false",
                f"hydra.run.dir={tmp}", *CASES[case]]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "OMP_NUM_THREADS": str(threads)}
         start = time.perf_counter()
