@@ -41,7 +41,10 @@ def load_module(ckpt_path: str | Path, **overrides) -> ColorizationModule:
 
 
 def load_trained(cfg: DictConfig, **overrides) -> ColorizationModule:
-    """``cfg.ckpt_path`` when given, else the shipped model ``cfg.model_id`` (``nir_colorize.shipped``)."""
+    """``cfg.ckpt_path`` when given, else the shipped model ``cfg.model_id`` (``nir_colorize.shipped``);
+    ``model_id=nir_copy``: the trivial baseline (NIR copied into R, G, B; ``nir_colorize.models.nir_copy``)."""
+    if cfg.get("model_id") == "nir_copy" and not cfg.get("ckpt_path"):
+        return ColorizationModule(model={"name": "nir_copy"}, **overrides).eval()
     if cfg.get("ckpt_path"):
         return load_module(cfg.ckpt_path, **overrides)
     from nir_colorize.shipped import DEFAULT_ID, load_shipped

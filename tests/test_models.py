@@ -279,3 +279,12 @@ def test_unet_vgg16_loads_the_offline_imagenet_features() -> None:
     assert enc["features.0.weight"].shape == (64, 1, 3, 3)
     out = net(torch.rand(1, 1, 70, 90))
     assert out.shape == (1, 3, 70, 90) and out.min() >= 0 and out.max() <= 1
+
+
+def test_nir_copy_baseline_repeats_the_nir_image() -> None:
+    from nir_colorize.data.io import read_nir
+
+    nir = torch.from_numpy(read_nir(SAMPLE / "NIR" / "field_0010_nir.png")[..., 0])[None, None]
+    out = build_model("nir_copy")(nir)
+    assert out.shape == (1, 3, 256, 256)
+    torch.testing.assert_close(out, nir.expand(-1, 3, -1, -1), atol=1e-6, rtol=0)

@@ -201,7 +201,7 @@ class VCIP2020:
                 assignment = split_by_ratio(names, self.val_ratio, 0.0, self.seed)
                 self._carve = assignment
                 if self.split_file:
-                    write_carve_out(self.split_file, assignment, self.val_ratio, self.seed, self.root)
+                    write_carve_out(self.split_file, assignment, self.val_ratio, self.seed)
                     log.info("VCIP 2020 carve-out (val_ratio %s, seed %s) written to %s", self.val_ratio, self.seed,
                              self.split_file)
         return self._carve
