@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install demo test test-fast lint format bench ablation reference wheelhouse clean
+.PHONY: install demo test test-fast lint format bench bench-deploy ablation reference wheelhouse clean
 
 install: $(STAMP)
 
@@ -33,6 +33,10 @@ format: install
 
 bench: install
 	$(PY) -m nir_colorize.bench
+
+# make bench-deploy: torch fp32 / torch bf16 + channels_last / onnxruntime, Mpx/s (experiments/bench/deploy-*)
+bench-deploy: install
+	$(PY) -m nir_colorize.bench.deploy
 
 # make ablation [STUDY=name] [ARGS="trainer.max_epochs=3 data.batch_size=4"]: the five variants, then the report
 STUDY ?= ablation

@@ -2,7 +2,10 @@
 
 Options: ``fusion=bfwls`` (BFWLS at full resolution after the network), ``tile=`` / ``overlap=`` /
 ``tile_above=`` (tiled inference, see ``nir_colorize.inference``; ``tile=null``: always whole images),
-``overwrite=true`` (replace existing outputs). One ``<stem>.png`` per input, at the input's size.
+``overwrite=true`` (replace existing outputs), ``backend=onnxruntime [onnx_path=FILE]`` (the ONNX export of
+``nir_colorize.export`` run by onnxruntime on the CPU instead of torch; ``onnx_path=null``: the network of
+``ckpt_path`` / ``model_id``, exported once into the cache, see ``nir_colorize.runtime``). One ``<stem>.png``
+per input, at the input's size.
 Unreadable inputs are reported and skipped; the run then exits with status 1. See docs/predict.md.
 """
 
@@ -79,6 +82,25 @@ def resolve_device(accelerator: str) -> torch.device:
     raise UserError(f"trainer.accelerator={accelerator}: predict runs on cpu, gpu or auto")
 
 
+BACKENDS = ("torch", "onnxruntime")
+
+
+def load_net(cfg: DictConfig, device: torch.device) -> torch.nn.Module:
+    """The network for ``cfg.backend``: the torch ``Colorizer`` on ``device``, or (``onnxruntime``, CPU only)
+    an ``OnnxColorizer`` with the same contract, so that tiling and fusion run unchanged."""
+    backend = str(cfg.get("backend") or "torch")
+    if backend == "torch":
+        return load_trained(cfg).net.eval().to(device)
+    if backend != "onnxruntime":
+        raise UserError(f"backend={backend}: choose one of {', '.join(BACKENDS)}")
+    if device.type != "cpu":
+        raise UserError(f"backend=onnxruntime runs on the CPU (trainer.accelerator={cfg.trainer.accelerator}); "
+                        "use trainer.accelerator=cpu, or backend=torch on the GPU")
+    from nir_colorize.runtime import load_onnx
+
+    return load_onnx(cfg)
+
+
 def write_rgb(path: Path, rgb: torch.Tensor) -> Path:
     """Write RGB (1, 3, H, W) in [0, 1] as an 8-bit PNG (``write_png``: atomic); converts in place of ``rgb``,
     so a large image needs no float copies."""
@@ -143,8 +165,10 @@ def run(cfg: DictConfig) -> PredictResult:
     """Colorize every input of ``cfg.input`` into ``cfg.output``; unreadable files are collected, not raised."""
     out_dir = Path(cfg.output)
     pairs = plan_outputs(list_inputs(str(cfg.input)), out_dir, bool(cfg.overwrite))
-    device = resolve_device(str(cfg.trainer.accelerator))
-    net = load_trained(cfg).net.eval().to(device)
+    accelerator = str(cfg.trainer.accelerator)
+    onnx = str(cfg.get("backend") or "torch") == "onnxruntime"
+    device = torch.device("cpu") if onnx and accelerator == "auto" else resolve_device(accelerator)
+    net = load_net(cfg, device)
     fusion = instantiate(cfg.fusion.callback).fusion if cfg.fusion.get("callback") else None
     tiling = {"tile": cfg.tile, "overlap": cfg.overlap, "tile_above": cfg.tile_above, "batch_size": cfg.batch_size}
     result = PredictResult(out_dir)

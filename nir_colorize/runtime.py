@@ -1,0 +1,96 @@
+"""The exported ONNX network behind the torch network's contract, for ``predict backend=onnxruntime``.
+
+``OnnxColorizer(path)`` runs an export of ``nir_colorize.export`` with onnxruntime on the CPU
+(``CPUExecutionProvider``, ``torch.get_num_threads()`` intra-op threads) and behaves like the
+``Colorizer`` it came from: ``pad_multiple`` and ``output_stride`` (from the file's metadata), ``parameters()``
+yields one (empty) CPU tensor so that ``inference.colorize`` finds its device, ``net(nir) -> rgb`` on tensors
+(B, 1, H, W) -> (B, 3, H, W) in [0, 1], images too small to reflect-pad replicate-padded as the network does.
+So tiled inference and BFWLS apply unchanged.
+
+``cached_export(cfg)``: the export of ``cfg``'s network (``ckpt_path`` / ``model_id``) in the cache,
+``$NIR_COLORIZE_CACHE/onnx`` (default ``~/.cache/nir_colorize/onnx``), named by a fingerprint of the weights,
+the opset, torch's version and the exporter's version; exported on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from nir_colorize import export
+from nir_colorize.models.base import pad_to_multiple
+from nir_colorize.utils.errors import UserError
+
+log = logging.getLogger(__name__)
+
+CACHE_ENV = "NIR_COLORIZE_CACHE"
+EXPORT_HINT = "export one with `python -m nir_colorize.export ckpt_path=... output=FILE.onnx`, or leave onnx_path=null"
+
+
+class OnnxColorizer(nn.Module):
+    """An ONNX export of a ``Colorizer`` run by onnxruntime, with the network's contract (see the module doc)."""
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
+        super().__init__()
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"onnx_path={self.path}: no such ONNX file; {EXPORT_HINT}")
+        self.threads = int(threads or torch.get_num_threads())
+        try:
+            self.session = export.session(self.path, self.threads)
+        except Exception as exc:  # noqa: BLE001 - a file that is not ONNX: one clear line
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise UserError(f"onnx_path={self.path}: not an ONNX model onnxruntime can load ({reason}); "
+                            f"{EXPORT_HINT}") from exc
+        self.meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        if "pad_multiple" not in self.meta:
+            raise UserError(f"onnx_path={self.path}: not an export of nir_colorize.export (no pad_multiple in its "
+                            f"metadata); {EXPORT_HINT}")
+        self.pad_multiple = int(self.meta["pad_multiple"])
+        self.output_stride = int(self.meta.get("output_stride", self.pad_multiple))
+        self.model_name = self.meta.get("model", "unknown")
+        self.anchor = nn.Parameter(torch.zeros(0), requires_grad=False)  # parameters(): the device, the CPU
+
+    def forward(self, nir: torch.Tensor) -> torch.Tensor:
+        if nir.ndim != 4 or nir.shape[1] != 1:
+            raise ValueError(f"expected NIR of shape (B, 1, H, W), got {tuple(nir.shape)}")
+        h, w = nir.shape[-2:]
+        m = self.pad_multiple
+        x = nir.detach().to("cpu", torch.float32)
+        if (-h) % m >= h or (-w) % m >= w:  # too small to reflect: replicate, as Colorizer does (then no pad)
+            x, _ = pad_to_multiple(x, m)
+        out = self.session.run([export.OUTPUT], {export.INPUT: x.contiguous().numpy()})[0]
+        return torch.from_numpy(out)[..., :h, :w].to(nir.device)
+
+    def extra_repr(self) -> str:
+        return f"{self.path}, model={self.model_name}, pad_multiple={self.pad_multiple}, threads={self.threads}"
+
+
+def cache_root() -> Path:
+    """``$NIR_COLORIZE_CACHE`` or ``~/.cache/nir_colorize`` (the LPIPS weights' cache root too)."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "nir_colorize")
+
+
+def cached_export(cfg: DictConfig, opset: int = export.DEFAULT_OPSET) -> Path:
+    """The ONNX export of ``cfg``'s network in ``cache_root()/onnx``, exported now if it is not there."""
+    net, name, source = export.load_net(cfg)
+    key = (f"{name}-{export.weights_fingerprint(net, name)}-opset{opset}-torch{torch.__version__}"
+           f"-v{export.EXPORT_VERSION}")
+    path = cache_root() / "onnx" / f"{key.replace('+', '_')}.onnx"
+    if path.is_file():
+        log.info("onnxruntime: cached export %s", path)
+        return path
+    log.info("onnxruntime: exporting %s (%s) to %s", name, source, path)
+    export.export_onnx(net, path, opset, model_name=name, meta={"source": source})
+    return path
+
+
+def load_onnx(cfg: DictConfig) -> OnnxColorizer:
+    """``predict backend=onnxruntime``: ``cfg.onnx_path``, else ``cached_export(cfg)``."""
+    path = Path(cfg.onnx_path) if cfg.get("onnx_path") else cached_export(cfg, int(cfg.get("opset") or export.DEFAULT_OPSET))
+    return OnnxColorizer(path)
