@@ -32,7 +32,8 @@ def test_shipped_weights_are_fp16_within_the_size_limit_and_load_strictly() -> N
     assert {v.dtype for v in state.values()} == {torch.float16}
     meta = read_metadata(DEFAULT_ID)
     module = load_shipped(DEFAULT_ID)  # load_state_dict(strict=True) inside
-    assert set(module.net.state_dict()) == set(state)
+    # every float tensor shipped (BatchNorm's integer step counters are not: BN restores them itself)
+    assert {k for k, v in module.net.state_dict().items() if v.is_floating_point()} == set(state)
     assert meta["model"]["name"] == module.hparams.model["name"] and meta["recipe"]
     assert (path.parent / f"{DEFAULT_ID}.md").is_file()  # the model card
 

@@ -33,11 +33,15 @@ def read_rows(path: Path) -> dict[tuple[str, str, str], dict[str, str]]:
         return {(r.get("set") or "test", r.get("stage") or "raw", r["name"]): r for r in csv.DictReader(fh)}
 
 
-def compare(a: dict, b: dict, stage: str = "raw", metrics: list[str] | None = None, seed: int = 0) -> list[dict]:
-    """One record per (set, subset, metric) over the images both A and B scored at ``stage``."""
+def compare(a: dict, b: dict, stage: str = "raw", metrics: list[str] | None = None, seed: int = 0,
+            stage_b: str | None = None) -> list[dict]:
+    """One record per (set, subset, metric) over the images A scored at ``stage`` and B at ``stage_b`` (default
+    the same; e.g. one evaluation's ``raw`` against its ``bfwls`` rows)."""
+    stage_b = stage_b or stage
+    b = {(k[0], stage, k[2]): v for k, v in b.items() if k[1] == stage_b}
     common = sorted(k for k in a.keys() & b.keys() if k[1] == stage)
     if not common:
-        raise ValueError(f"no image scored at stage {stage!r} in both (A: {len(a)} rows, B: {len(b)} rows)")
+        raise ValueError(f"no image scored at stage {stage!r} in A and {stage_b!r} in B (A: {len(a)} rows)")
     names = metrics or [m for m in a[common[0]] if m not in NON_METRIC and m in b[common[0]]]
     out = []
     for test_set in dict.fromkeys(k[0] for k in common):
@@ -57,8 +61,9 @@ def compare(a: dict, b: dict, stage: str = "raw", metrics: list[str] | None = No
     return out
 
 
-def markdown(records: list[dict], a: str, b: str, stage: str) -> str:
-    lines = [f"A = `{a}`, B = `{b}`, stage `{stage}`: mean paired difference B - A over the same images, "
+def markdown(records: list[dict], a: str, b: str, stage: str, stage_b: str | None = None) -> str:
+    stages = f"stage `{stage}`" if stage_b in (None, stage) else f"A at stage `{stage}`, B at stage `{stage_b}`"
+    lines = [f"A = `{a}`, B = `{b}`, {stages}: mean paired difference B - A over the same images, "
              "[seeded 95 % bootstrap interval]; B better: images where B scores better.", "",
              "| Test set | Images | Metric | A | B | B - A [95 % interval] | B better |", "|---|---|---|---:|---:|---:|---:|"]
     for r in records:
@@ -74,17 +79,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("a")
     parser.add_argument("b")
     parser.add_argument("--stage", default="raw", help="raw (the network) or bfwls (after fusion)")
+    parser.add_argument("--stage-b", help="B's stage when it differs (A B the same folder: raw against bfwls)")
     parser.add_argument("--metrics", nargs="*", help="default: every metric both have")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--out", help="also write the table to this Markdown file")
     args = parser.parse_args(argv)
     try:
         fa, fb = per_image_file(args.a), per_image_file(args.b)
-        records = compare(read_rows(fa), read_rows(fb), args.stage, args.metrics, args.seed)
+        records = compare(read_rows(fa), read_rows(fb), args.stage, args.metrics, args.seed, args.stage_b)
     except (FileNotFoundError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    text = markdown(records, str(fa), str(fb), args.stage)
+    text = markdown(records, str(fa), str(fb), args.stage, args.stage_b)
     if args.out:
         Path(args.out).write_text(text)
     print(text)
