@@ -97,7 +97,7 @@ def test_missing_data_root(tmp_path: Path) -> None:
     line = error_line(proc, whole=False)
     assert f"VCIP 2020 data root {root} does not exist" in line
     logged = (tmp_path / "run" / "train.log").read_text()  # the full message, in the run's log file
-    assert "DatasetError: train and val splits: 1 problem(s):" in logged and f"root {root} does not exist" in logged
+    assert "DatasetError: splits: 1 problem(s):" in logged and f"root {root} does not exist" in logged
 
 
 def test_one_line_keeps_the_head_and_counts_the_rest() -> None:

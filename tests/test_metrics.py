@@ -344,9 +344,10 @@ def test_markdown_is_laid_out_like_table_1(tmp_path, batch, converted_weights):
     rows = [{"name": f"img{i}", "stage": "raw", **{k: float(v[i]) for k, v in values.items()}} for i in range(2)]
     paths = write_results(tmp_path, rows, {"title": "t"}, {"raw": "ColorNet"})
     lines = paths["md"].read_text().splitlines()
-    assert lines[2] == ("| Method | MAE | PSNR | SSIM | S-CIELAB | LPIPS | S-CIELAB (Zhang-Wandell) | LPIPS (RGB) "
-                        "| AE (deg) | Images |")
-    cells = [c.strip() for c in lines[4].strip("|").split("|")]
-    assert cells[0] == "ColorNet" and cells[-1] == "2"
-    assert float(cells[4]) == pytest.approx(float(values["delta_e_ab"].mean()), abs=1e-4)
-    assert float(cells[5]) == pytest.approx(float(values["lpips_ab"].mean()), abs=1e-4)
+    assert lines[2] == "## Test set `test`"
+    assert lines[4] == ("| Method | Images | MAE | PSNR | SSIM | S-CIELAB | LPIPS | S-CIELAB (Zhang-Wandell) | LPIPS (RGB) "
+                        "| AE (deg) |")
+    cells = [c.strip() for c in lines[6].strip("|").split("|")]  # the all row, then the clean row
+    assert cells[0] == "ColorNet" and cells[1] == "all: 2" and lines[7].split("|")[2].strip() == "clean: 2"
+    assert float(cells[5].split(" [")[0]) == pytest.approx(float(values["delta_e_ab"].mean()), abs=1e-4)
+    assert float(cells[6].split(" [")[0]) == pytest.approx(float(values["lpips_ab"].mean()), abs=1e-4)

@@ -48,7 +48,7 @@ def resnet34_path(tmp_path_factory) -> tuple[Path, dict[str, torch.Tensor]]:
 
 
 def test_registry_has_every_variant():
-    assert sorted(MODELS) == sorted(VARIANTS)
+    assert sorted(MODELS) == sorted([*VARIANTS, "unet_vgg16", "nir_copy"])  # the paper's four + two of ours
     with pytest.raises(ValueError, match="unknown model 'unet'"):
         build_model("unet")
 
@@ -238,7 +238,7 @@ def test_ablation_colornet_trains_in_process(tmp_path):
                          "data.crop_size=64"])
     metrics = run(cfg)
     assert math.isfinite(metrics["train/loss"]) and metrics["train/loss"] > 0
-    assert 0 < metrics["test/psnr"] < 60
+    assert 0 < metrics["test/validation/psnr"] < 60 and 0 < metrics["test/testing/psnr"] < 60
     assert (tmp_path / "test" / "metrics.json").is_file()
 
 

@@ -27,7 +27,7 @@ TINY = ["trainer.accelerator=cpu", "trainer.max_epochs=1", "trainer.limit_train_
         "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "+trainer.num_sanity_val_steps=0",
         "data.batch_size=2", "data.crop_size=64", "data.eval_batch_size=2", "data.num_workers=0",
         "module.test_metrics=[mae,psnr,ssim]", "callbacks.last_checkpoint=null",
-        "+callbacks.model_checkpoint.save_weights_only=true", "callbacks.validation_images=null"]
+        "callbacks.model_checkpoint.save_weights_only=true", "callbacks.validation_images=null"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
