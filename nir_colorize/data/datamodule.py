@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -179,9 +180,13 @@ class NIRDataModule(L.LightningDataModule):
         }
         return write_bytes_atomic(path, (json.dumps(record, indent=1) + "\n").encode())
 
-    def _hold(self, pairs: list[Pair]) -> bool:
+    @cached_property
+    def hold_in_memory(self) -> bool:
+        """Whether train and val are held in memory (``in_memory``; ``auto``: their decoded size from the headers)."""
         if self.in_memory != "auto":
             return bool(self.in_memory)
+        sets = self.check()
+        pairs = sets["train"] + sets["val"]
         return sum(4 * h * w for h, w in (image_size(p.nir) for p in pairs)) <= IN_MEMORY_AUTO_BYTES
 
     def split(self, name: str) -> PairDataset:
@@ -191,7 +196,7 @@ class NIRDataModule(L.LightningDataModule):
             if name not in sets:
                 raise DatasetError(f"no split or test set {name!r} (have: {', '.join(sets)})")
             crop = self.crop_size if name == "train" else None
-            held = name in ("train", "val") and self._hold(sets["train"] + sets["val"])
+            held = name in ("train", "val") and self.hold_in_memory
             self.datasets[name] = (InMemoryPairs if held else PairDataset)(sets[name], crop=crop, set_name=name)
             if held:
                 log.info("%s split held in memory: %d pairs, %.0f MB", name, len(sets[name]),
