@@ -15,6 +15,7 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
 from nir_colorize.data import leakage as lk
+from nir_colorize.data.checked import CheckedFiles
 from nir_colorize.data.dataset import Augment, InMemoryPairs, PairDataset, to_unit
 from nir_colorize.data.io import image_size, write_bytes_atomic
 from nir_colorize.data.pairs import DatasetError, Pair, check_pairs
@@ -110,13 +111,14 @@ class NIRDataModule(L.LightningDataModule):
             return self.sets
         start = time.perf_counter()
         errors, found, fingerprints = [], {}, {}
+        checked = CheckedFiles(self.check_cache)  # the record read once for all sets
         for name in ["train", "val", *self.test_sets]:
             try:
                 pairs, known = self._list(name)
                 if name in self.test_sets and not pairs and not known:
                     continue  # an empty test set is skipped
                 crop = self.crop_size if name == "train" else None
-                fingerprints[name] = check_pairs(pairs, crop, f"{name} split", cache=self.check_cache, problems=known)
+                fingerprints[name] = check_pairs(pairs, crop, f"{name} split", cache=checked, problems=known)
                 found[name] = pairs
             except DatasetError as err:
                 errors.append(err)
@@ -132,7 +134,7 @@ class NIRDataModule(L.LightningDataModule):
     def _apply_policy(self, found: dict[str, list[Pair]]) -> dict[str, list[Pair]]:
         sizes = {k: len(v) for k, v in found.items()}
         lines = lk.describe(self.duplicates, sizes)
-        leaking = {(d.set, d.name) for d in self.duplicates if d.leak}
+        leaking = self.leaks()
         summary = (f"leakage check ({self.check_seconds:.2f} s, {sum(sizes.values())} pairs in "
                    f"{', '.join(f'{k} {v}' for k, v in sizes.items())}): ")
         if not lines:

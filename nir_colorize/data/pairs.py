@@ -90,7 +90,7 @@ def check_pairs(
     pairs: list[Pair],
     min_size: int | None,
     what: str,
-    cache: str | Path | None = None,
+    cache: str | Path | CheckedFiles | None = None,
     workers: int = 4,
     problems: list[str] | None = None,
 ) -> dict[str, tuple[dict[str, str], dict[str, str]]]:
@@ -98,13 +98,13 @@ def check_pairs(
     found), an NIR file is gray (or three identical channels), an RGB file has colour, partners have the
     same size, at least ``min_size`` on each side, and the list is not empty. Raises one DatasetError
     naming every bad file and why, after the ``problems`` already known (e.g. unpartnered files).
-    Files already found good (unchanged size and time) are recorded in ``cache`` (a JSON file) and not
+    Files already found good (unchanged size and time) are recorded in ``cache`` (a JSON file, or an open ``CheckedFiles`` shared by several calls) and not
     decoded again. Returns pair name -> (NIR, RGB) fingerprints (``nir_colorize.data.leakage``; the NIR
     one twice for a pair without RGB)."""
     problems = list(problems or [])
     if not pairs:
         raise DatasetError.listing(what, [*problems, f"{what} is empty: no image pairs (empty folder, or no pair in this split)"])
-    checked = CheckedFiles(cache)
+    checked = cache if isinstance(cache, CheckedFiles) else CheckedFiles(cache)
     jobs = [(p.nir, "nir") for p in pairs] + [(p.rgb, "rgb") for p in pairs if p.rgb is not None]
 
     def run(job: tuple[Path, str]) -> tuple[tuple[int, int], dict[str, str]] | ImageReadError:
