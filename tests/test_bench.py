@@ -191,7 +191,8 @@ def tiny_run(tmp_path_factory) -> tuple[Path, Path]:
     still give BatchNorm 8 values per channel, so that the gradients are well defined."""
     cfg = BenchConfig(warmup=0, repeat=1, train_size=64, train_batch=2, train_models=["linknet"], infer_model="linknet",
                       precisions=["fp32", "bf16"], peak_size=256, infer_sizes=[(64, 48, False), (160, 96, True)],
-                      tile=64, overlap=32, fusion_sizes=[(48, 32)], isolate=False)
+                      tile=64, overlap=32, fusion_sizes=[(48, 32)], fusion_set_size=(48, 32),
+                      fusion_set_images=["country", "scene_450"], fusion_busy=False, isolate=False)
     return run_bench(cfg, tmp_path_factory.mktemp("bench"), log=lambda _: None)
 
 
@@ -316,3 +317,42 @@ def test_cli_rejects_a_missing_device(tmp_path):
     with pytest.raises(ValueError, match="unknown section"):
         run_bench(BenchConfig(sections=["scaling"]), tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_fusion_benchmark_set_rows_are_exact_and_summarised(tiny_run):
+    fusion_set = json.loads(tiny_run[0].read_text())["fusion"]["set"]
+    assert "error" not in fusion_set, fusion_set
+    rows = fusion_set["rows"]
+    assert [r["name"] for r in rows] == ["country", "scene_450"]
+    assert list(fusion_set["orderings"])[0] == rows[0]["direct_ordering"]  # the fastest ordering is the one used
+    for r in rows:
+        assert r["iterations"] >= 1 and r["pcg"]["median_s"] > 0 and r["max_abs_diff_vs_direct"] <= 1 / 510
+        assert r["speedup_vs_direct"] == pytest.approx(r["direct"]["median_s"] / r["pcg"]["median_s"])
+    assert rows[1]["source_size"] == [384, 256] and not rows[1]["upscaled"]  # 48 x 32 is a downscale
+    spread = fusion_set["spread"]
+    assert spread["pcg_max_s"] == max(r["pcg"]["median_s"] for r in rows)
+    assert spread["iterations_max"] == max(r["iterations"] for r in rows)
+    text = tiny_run[1].read_text()
+    assert "### The exact WLS on real images of several scene types" in text and "| scene_450 | 384x256 |" in text
+
+
+def test_thread_policies_are_timed_quiet_and_beside_a_busy_process(monkeypatch):
+    from nir_colorize.bench import threads
+
+    monkeypatch.setattr(threads, "POLICIES", {k: threads.POLICIES[k] for k in ("OMP_WAIT_POLICY=PASSIVE", "1 thread")})
+    with threads.busy(settle=1.0) as proc:
+        assert proc.poll() is None  # running while the block runs
+    assert proc.poll() is not None  # and gone after it
+    result = threads.run("urban", repeat=1, size=(48, 32), log=lambda _: None)
+    rows = result["policies"]
+    assert rows["1 thread"]["quiet"]["threads"] == 1 and rows["1 thread"]["busy"]["threads"] == 1
+    passive = rows["OMP_WAIT_POLICY=PASSIVE"]
+    assert passive["quiet"]["threads"] == passive["busy"]["threads"] >= 1  # torch's default in a fresh process
+    for row in rows.values():
+        for state in ("quiet", "busy"):
+            assert "error" not in row[state], row[state]
+            assert 0 < row[state]["wls"]["min_s"] <= row[state]["wls"]["median_s"] <= row[state]["wls"]["max_s"]
+        assert row["busy_over_quiet"]["wls"] == pytest.approx(row["busy"]["wls"]["median_s"] / row["quiet"]["wls"]["median_s"])
+    assert result["chosen"] == "OMP_WAIT_POLICY=PASSIVE"
+    text = "\n".join(threads.markdown(result))
+    assert "| 1 thread | 1 |" in text and "Chosen default: OMP_WAIT_POLICY=PASSIVE" in text

@@ -185,3 +185,36 @@ def test_fusion_config_builds_the_callback_with_spec_defaults():
     assert callbacks[0].fusion.kwargs | {"solver": "pcg"} == BFWLS().kwargs
     assert cfg.fusion.lam == 1.0 and cfg.fusion.alpha == 1.2 and cfg.fusion.bf_kernel == 9
 
+
+
+@pytest.mark.parametrize("name", ["urban", "scene_230", "scene_450"])
+def test_pcg_is_exact_on_other_scene_types(name):
+    """The hardest frames of the fusion benchmark set (urban, nirscene1 street/building frames), at their size."""
+    from nir_colorize.bench.fusion import BENCH_SET
+
+    image = to_tensor(read_nir(BENCH_SET[name]))[0]
+    if name == "urban":
+        image = image[150:406, 400:656]  # 256 x 256 of the full-resolution frame
+    info: dict = {}
+    fast = wls_smooth(image, info=info)
+    assert (fast - wls_smooth(image, solver="direct")).abs().max().item() <= HALF_LEVEL
+    assert len(info["iterations"]) == 1 and info["residual"] <= HALF_LEVEL
+
+
+def test_lines_on_every_grid_converge_in_few_iterations_on_the_hardest_frame():
+    """scene_450 at 1024 x 680 (upscaled street frame: 1-px-wide columns of equal values): 33 CG iterations with
+    line relaxation on the finest grid only and tol 1/1020 (before), 16-18 with lines on every grid and tol 0.99/510."""
+    from nir_colorize.bench.fusion import load_nir
+    from nir_colorize.fusion import wls
+
+    image, _ = load_nir("scene_450", (1024, 680))
+    info: dict = {}
+    wls_smooth(image, info=info)
+    assert info["iterations"][0] <= 22 and info["residual"] <= 0.99 * HALF_LEVEL
+    old: dict = {}
+    ax, ay = wls.wls_weights(image[None])
+    multigrid = wls.Multigrid
+    with pytest.MonkeyPatch.context() as mp:  # before: lines on the finest grid only, 3 reduction steps, tol 1/1020
+        mp.setattr(wls, "Multigrid", lambda op: multigrid(op, line_depth=1, line_levels=3))
+        wls.solve_pcg(image[None], ax, ay, tol=1 / 1020, info=old)
+    assert old["iterations"] >= 28

@@ -67,7 +67,7 @@ def test_accurate_product_keeps_float32_rounding_off_large_couplings(crop):
 def test_vcycle_is_a_symmetric_positive_definite_approximate_inverse(crop, fine_smoother):
     ax, ay = wls_weights(crop)
     op = Laplacian5(None, ax, ay)
-    M = Multigrid(op, coarse_size=16, fine_smoother=fine_smoother)  # several levels on a small grid
+    M = Multigrid(op, coarse_size=16, smoother=fine_smoother)  # several levels on a small grid
     assert len(M.levels) >= 3
     n = crop.numel()
     P = M(torch.eye(n, dtype=torch.float64).reshape(n, *crop.shape[-2:])).reshape(n, n)  # batched columns

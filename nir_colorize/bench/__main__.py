@@ -3,8 +3,9 @@
 Measures, on one device and in one run: the training step of every variant of ``MODELS`` next to a plain
 smp Unet-ResNet34 baseline, in fp32 and the fast precision (bf16 where the hardware has it), NCHW and
 channels_last, with FLOPs per step against the machine's matmul peak and the accuracy cost of bf16;
-inference of the paper's model at 480x480, 1024x680 and 4096x4096 (tiled), and WLS / BFWLS fusion per
-solver next to the ``direct`` reference; each case in a fresh process.
+inference of the paper's model at 480x480, 1024x680 and 4096x4096 (tiled), WLS / BFWLS fusion per
+solver next to the ``direct`` reference, the exact WLS on a set of real images of several scene types, and the
+OpenMP thread policies quiet and beside a busy process; each case in a fresh process.
 Writes ``<out>/<machine>.json`` and ``<out>/<machine>.md``. See docs/bench.md.
 """
 
@@ -49,6 +50,10 @@ class BenchConfig:
     tile: int | None = None  # None: nir_colorize.inference default
     overlap: int | None = None
     fusion_sizes: list[tuple[int, int]] = field(default_factory=lambda: [(480, 480), (1024, 680)])
+    fusion_set_size: tuple[int, int] | None = (1024, 680)  # the benchmark set of scene types (None: skip)
+    fusion_set_images: list[str] | None = None  # None: all of nir_colorize.bench.fusion.BENCH_SET
+    fusion_busy: bool = True  # thread policies quiet and beside a busy process (CPU only)
+    busy_size: tuple[int, int] = (1024, 680)
     isolate: bool = True  # fresh subprocess per case (per-case peak RSS); False: in-process, no RSS reported
     case_timeout: float | None = 900.0
     sections: list[str] = field(default_factory=lambda: list(SECTIONS))
@@ -173,8 +178,16 @@ def bench_fusion(cfg: BenchConfig, log) -> dict:
         case = {"kind": "fusion", "width": width, "height": height, "device": cfg.device,
                 **_reps(cfg, width * height)}
         rows += fusion_rows(f"{width}x{height}", _measure(cfg, case, log))
-    return {"rows": rows, "note": "WLS with every solver and BFWLS with its default solver, timed by "
-                                  "nir_colorize.bench.fusion.run (direct: 1 repetition); memory per image size"}
+    out = {"rows": rows, "note": "WLS with every solver and BFWLS with its default solver, timed by "
+                                 "nir_colorize.bench.fusion.run (direct: 1 repetition); memory per image size"}
+    if cfg.fusion_set_size:
+        width, height = cfg.fusion_set_size
+        out["set"] = _measure(cfg, {"kind": "fusion_set", "width": width, "height": height, "device": cfg.device,
+                                    "repeat": cfg.repeat, "images": cfg.fusion_set_images}, log)
+    if cfg.fusion_busy and cfg.device == "cpu":
+        out["threads"] = _measure(cfg, {"kind": "threads", "image": "urban", "repeat": cfg.repeat,
+                                        "size": list(cfg.busy_size)}, log)
+    return out
 
 
 def run_bench(cfg: BenchConfig, out_dir: Path, log=print) -> tuple[Path, Path]:

@@ -140,6 +140,22 @@ def fusion_case(width: int, height: int, device: str, warmup: int, repeat: int) 
     return {"raw": raw, "rss_setup_mb": rss_setup, "peak_rss_mb": peak_rss_mb(), "peak_cuda_mb": cuda_peak_mb(device)}
 
 
+def fusion_set_case(width: int, height: int, device: str, repeat: int, images: list[str] | None = None) -> dict:
+    """The exact WLS on every image of the fusion benchmark set, against the fastest direct solve
+    (``nir_colorize.bench.fusion.run_set``, all SuperLU orderings timed on the first image)."""
+    from nir_colorize.bench import fusion as fusion_bench
+
+    return fusion_bench.run_set(size=(width, height), device=device, repeat=repeat, images=images, orderings=True,
+                                log=lambda s: print(s, file=sys.stderr, flush=True))
+
+
+def threads_case(image: str, repeat: int, size: list[int]) -> dict:
+    """Every OpenMP thread policy quiet and beside a busy process (``nir_colorize.bench.threads.run``)."""
+    from nir_colorize.bench import threads
+
+    return threads.run(image, repeat, tuple(size), log=lambda s: print(s, file=sys.stderr, flush=True))
+
+
 def timed(fn, device: str, warmup: int, repeat: int, *, per_call: float, unit: str, **extra) -> dict:
     """``measure`` plus memory: RSS before the first call and peak after, CUDA peak allocated."""
     rss_setup = peak_rss_mb()
@@ -157,7 +173,7 @@ def predict_case(**kwargs) -> dict:
 
 
 CASES = {"train": train_case, "train_profile": train_profile_case, "matmul": matmul_case, "infer": infer_case,
-         "fusion": fusion_case, "predict": predict_case}
+         "fusion": fusion_case, "fusion_set": fusion_set_case, "threads": threads_case, "predict": predict_case}
 
 
 def run_case(case: dict) -> dict:

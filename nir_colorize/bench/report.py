@@ -202,6 +202,24 @@ def fusion_markdown(fu: dict) -> list[str]:
                 continue
             lines.append(f"| {r['op']} | {r['size']} | {r['solver']} | {_t(r['seconds'])} | "
                          f"{_n(r.get('speedup_vs_direct'), '.2f')} | {_mem(r)} |")
+        lines.append("")
+    if fu.get("set"):
+        from nir_colorize.bench.fusion import set_markdown
+
+        lines += ["### The exact WLS on real images of several scene types", ""]
+        if "error" in fu["set"]:
+            lines += [f"Failed: {fu['set']['error']}", ""]
+        else:
+            orderings = fu["set"].get("orderings")
+            if orderings:
+                lines += ["Direct solve (SciPy SuperLU) on the first image by column ordering: " + ", ".join(
+                    f"{o} {r['median_s']:.2f} s" for o, r in orderings.items()) + "; the fastest is used below.", ""]
+            lines += set_markdown(fu["set"]) + [""]
+    if fu.get("threads"):
+        from nir_colorize.bench.threads import markdown as threads_markdown
+
+        lines += ["### Beside a busy process (OpenMP thread policy)", ""]
+        lines += [f"Failed: {fu['threads']['error']}", ""] if "error" in fu["threads"] else threads_markdown(fu["threads"])
     return lines
 
 

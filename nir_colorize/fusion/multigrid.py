@@ -7,9 +7,9 @@ then the odd-odd points, are eliminated exactly (so interpolation follows the we
 cross image edges), the couplings that would make the next level denser are moved onto the stronger
 of the two paths that join their ends (a spectral upper bound), and the even-even points form a
 5-point grid half the size. Smoothing keeps the V-cycle symmetric positive definite, hence a valid CG
-preconditioner: on the finest grid alternating line relaxation (tridiagonal solves along columns then
-rows before the coarse correction, rows then columns after), one damped-Jacobi sweep before and
-after on the coarser grids (Krishnan and Szeliski 2011).
+preconditioner: on every grid alternating line relaxation (tridiagonal solves along columns then
+rows before the coarse correction, rows then columns after; Krishnan and Szeliski 2011 use one
+damped-Jacobi sweep below the finest grid, still an option, ``line_depth``).
 
 Why lines: the slow modes were thin plateaus, 1-pixel-wide runs of equal values (weights ~1e4 along
 the run, ~1-200 across) on an odd row or column. Elimination moves their strong couplings onto weak
@@ -17,7 +17,9 @@ paths, so the coarse grids see them welded to their neighbours, and point smooth
 run relative to its neighbours; a line solve along the run does. Measured, float64 CG iterations to
 max |r| <= 1/1020 on the sample images at 1024 x 680 (country NIR, Y; urban NIR, Y): 2 Jacobi sweeps
 and proportional path sharing (before) 37, 30, 57, 41; lines 19, 18, 32, 20; lines and stronger-path
-moves 15, 14, 20, 15, for a float32 V-cycle ~1.6x as long (12.4-13.8 vs 7.7-7.9 ms, 1 CPU thread).
+moves 15, 14, 20, 15, for a float32 V-cycle ~1.6x as long (12.4-13.8 vs 7.7-7.9 ms, 1 CPU thread);
+lines on every grid and 5 cyclic-reduction steps per line solve (not 3): NIR of country 15, 15, urban
+20 -> 21, the hardest nirscene1 frames 29, 33 -> 16, 18 (see ``Multigrid``).
 
 Arrays are ``(..., H, W)``; ``ax[..., i, j]`` couples ``(i, j)`` and ``(i, j + 1)`` (last column 0),
 ``ay[..., i, j]`` couples ``(i, j)`` and ``(i + 1, j)`` (last row 0).
@@ -419,16 +421,19 @@ class _LineSolve:
 class Multigrid:
     """Symmetric V-cycle ``M^-1 b`` approximating ``A^-1 b`` for ``A = diag(m) + L(ax, ay)``.
 
-    Finest grid: ``fine_smoother="lines"`` (default) smooths along columns then rows before the coarse
-    correction and along rows then columns after it (alternating line relaxation, lines solved by
-    ``_LineSolve``); ``"jacobi"``: ``fine_sweeps`` damped-Jacobi sweeps. Coarser grids: one Jacobi
-    sweep before and after.
+    ``smoother="lines"`` (default): on the first ``line_depth`` grids (default: all) alternating line
+    relaxation, along columns then rows before the coarse correction and rows then columns after it (lines
+    solved by ``_LineSolve`` with ``line_levels`` steps of cyclic reduction); one damped-Jacobi sweep before
+    and after on the grids below. ``"jacobi"``: ``fine_sweeps`` damped-Jacobi sweeps on the finest grid, one
+    on the coarser ones. Lines on every grid (not only the finest) took the hardest real images at 1024 x 680
+    (urban, old-building and street frames; ``python -m nir_colorize.bench.fusion``) from 20-33 to 16-21
+    iterations: the slow modes are runs of equal pixels one column wide, which coarsening keeps.
     """
 
     def __init__(self, op: Laplacian5, omega: float = 0.8, fine_sweeps: int = 2, coarse_size: int = COARSE_SIZE,
-                 fine_smoother: str = "lines", line_levels: int = 3) -> None:
-        if fine_smoother not in ("lines", "jacobi"):
-            raise ValueError(f"fine_smoother must be 'lines' or 'jacobi', got {fine_smoother!r}")
+                 smoother: str = "lines", line_levels: int = 5, line_depth: int | None = None) -> None:
+        if smoother not in ("lines", "jacobi"):
+            raise ValueError(f"smoother must be 'lines' or 'jacobi', got {smoother!r}")
         self.fine_sweeps = fine_sweeps
         self.ops: list[Laplacian5] = []
         self.levels: list[_Elimination] = []
@@ -437,9 +442,10 @@ class Multigrid:
             self.ops.append(op if not self.ops else Laplacian5(m, ax, ay))
             self.levels.append(_Elimination(m, ax, ay))
             m, ax, ay = self.levels[-1].coarse
-        self.lines = (_LineSolve(op.diag, op.ay, -2, line_levels), _LineSolve(op.diag, op.ax, -1, line_levels)) \
-            if fine_smoother == "lines" and self.ops else None
-        self.smoothers = [None if k == 0 and self.lines else _Jacobi(op, omega) for k, op in enumerate(self.ops)]
+        depth = 0 if smoother == "jacobi" else len(self.ops) if line_depth is None else line_depth
+        self.lines = [(_LineSolve(o.diag, o.ay, -2, line_levels), _LineSolve(o.diag, o.ax, -1, line_levels))
+                      if k < depth else None for k, o in enumerate(self.ops)]
+        self.smoothers = [None if k < depth else _Jacobi(o, omega) for k, o in enumerate(self.ops)]
         self.scratch = [_Scratch() for _ in self.ops]
         self.coarsest = Laplacian5(m, ax, ay)
         self.chol = torch.linalg.cholesky(self.coarsest.dense())
@@ -454,8 +460,8 @@ class Multigrid:
             return x if out is None else out.copy_(x)
         op, jacobi, scratch = self.ops[k], self.smoothers[k], self.scratch[k]
         b = b.contiguous()
-        if jacobi is None:  # finest grid, line smoothing
-            cols, rows = self.lines
+        if jacobi is None:  # line smoothing
+            cols, rows = self.lines[k]
             x = cols(b, out=scratch("x", b.shape, b) if out is None else out)
             res, tmp = scratch("res", b.shape, b), scratch("tmp", b.shape, b)
             x.add_(rows(op.residual(b, x, out=res), out=tmp))
