@@ -28,6 +28,7 @@ from tqdm import tqdm
 from nir_colorize import CONFIG_DIR, inference
 from nir_colorize.data.io import IMAGE_SUFFIXES, ImageReadError, read_nir, write_png
 from nir_colorize.eval import load_trained
+from nir_colorize.runtime import Bf16ChannelsLast, resolve_precision
 from nir_colorize.utils.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -89,8 +90,15 @@ def load_net(cfg: DictConfig, device: torch.device) -> torch.nn.Module:
     """The network for ``cfg.backend``: the torch ``Colorizer`` on ``device``, or (``onnxruntime``, CPU only)
     an ``OnnxColorizer`` with the same contract, so that tiling and fusion run unchanged."""
     backend = str(cfg.get("backend") or "torch")
+    precision = str(cfg.get("precision") or "fp32")
     if backend == "torch":
-        return load_trained(cfg).net.eval().to(device)
+        net = load_trained(cfg).net.eval().to(device)
+        if resolve_precision(precision, device) == "bf16":
+            log.info("precision=%s: bf16 autocast, channels_last (docs/predict.md: speed and PSNR cost)", precision)
+            return Bf16ChannelsLast(net)
+        return net
+    if precision == "bf16":
+        raise UserError(f"precision=bf16 is a torch path; backend={backend} runs fp32 (use precision=auto or fp32)")
     if backend != "onnxruntime":
         raise UserError(f"backend={backend}: choose one of {', '.join(BACKENDS)}")
     if device.type != "cpu":

@@ -1,4 +1,7 @@
-"""The exported ONNX network behind the torch network's contract, for ``predict backend=onnxruntime``.
+"""Inference runtimes behind the torch network's contract: bf16 on the CPU, and ONNX for ``predict backend=onnxruntime``.
+
+``Bf16ChannelsLast(net)``: ``net`` under bf16 autocast with channels_last weights and inputs (``predict
+precision=bf16``; ``auto`` picks it where the CPU computes bf16 natively, ``resolve_precision``).
 
 ``OnnxColorizer(path)`` runs an export of ``nir_colorize.export`` with onnxruntime on the CPU
 (``CPUExecutionProvider``, ``torch.get_num_threads()`` intra-op threads) and behaves like the
@@ -29,6 +32,38 @@ from nir_colorize.utils.errors import UserError
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "NIR_COLORIZE_CACHE"
+PRECISIONS = ("fp32", "bf16", "auto")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``fp32`` or ``bf16`` for ``predict precision=``: ``auto`` is bf16 on a CPU that computes bf16 natively
+    (``fast_precision('cpu')``: AMX-BF16 / AVX512-BF16 with oneDNN), else fp32; bf16 runs on the CPU only."""
+    from nir_colorize.utils.hardware import BF16, fast_precision
+
+    if precision not in PRECISIONS:
+        raise UserError(f"precision={precision}: choose one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bf16" if device.type == "cpu" and fast_precision("cpu") == BF16 else "fp32"
+    if precision == "bf16" and device.type != "cpu":
+        raise UserError(f"precision=bf16 is the CPU path (device {device}); use precision=fp32 on the GPU")
+    return precision
+
+
+class Bf16ChannelsLast(nn.Module):
+    """``net`` under bf16 autocast on the CPU with channels_last weights and input; fp32 output; the
+    network's contract (``pad_multiple``, ``output_stride``, ``parameters()``) for ``inference.colorize``."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net.to(memory_format=torch.channels_last)
+        self.pad_multiple = net.pad_multiple
+        self.output_stride = getattr(net, "output_stride", net.pad_multiple)
+
+    def forward(self, nir: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return self.net(nir.contiguous(memory_format=torch.channels_last)).float()
+
+
 EXPORT_HINT = "export one with `python -m nir_colorize.export ckpt_path=... output=FILE.onnx`, or leave onnx_path=null"
 
 

@@ -102,7 +102,7 @@ def test_colornet_exports_with_dynamic_odd_sizes(colornet_prepared: dict, sample
 
 def predict_cfg(inputs: Path, out: Path, tmp_path: Path, *overrides: str):
     return compose_config("predict", [f"input={inputs}", f"output={out}", "trainer.accelerator=cpu", "progress=false",
-                                      *overrides], output_dir=tmp_path / "run")
+                                      "precision=fp32", *overrides], output_dir=tmp_path / "run")
 
 
 def test_predict_onnxruntime_writes_the_torch_pngs(linknet_onnx: dict, trained_run: Path, sample_dir: Path,

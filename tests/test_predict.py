@@ -22,6 +22,7 @@ from nir_colorize.eval import load_module
 from nir_colorize.fusion import BFWLS
 from nir_colorize.models import Colorizer
 from nir_colorize.utils.compose import compose_config
+from nir_colorize.utils.errors import UserError
 
 ODD = Path("nirscene1") / "country" / "0000_nir.tiff"  # 1024 x 679: not a multiple of any output stride
 TEST_PNG = Path("Testing") / "testing_0000_nir_reg.png"
@@ -29,8 +30,8 @@ TEST_PNG = Path("Testing") / "testing_0000_nir_reg.png"
 
 def predict_cfg(ckpt: Path, inputs: Path | str, out: Path, tmp_path: Path, *overrides: str):
     return compose_config("predict", [f"ckpt_path={ckpt}", f"input={inputs}", f"output={out}",
-                                      "trainer.accelerator=cpu", "progress=false", *overrides],
-                          output_dir=tmp_path / "run")
+                                      "trainer.accelerator=cpu", "progress=false", "precision=fp32",
+                                      *overrides], output_dir=tmp_path / "run")
 
 
 def nir_tensor(path: Path) -> torch.Tensor:
@@ -227,3 +228,32 @@ def test_progress_in_a_log_file_is_one_line_per_image(trained_run: Path, sample_
                and line.endswith(" s") for line in per_image), text
     assert any(f"[2/5] {inputs / 'cut.png'}: skipped (unreadable or corrupt image" in line for line in per_image)
     assert lines[-1].startswith("colorized 4 of 5 image(s) in ") and lines[-1].endswith("; 1 skipped"), text
+
+
+def test_precision_bf16_is_close_to_fp32_and_auto_follows_the_cpu(trained_run: Path, sample_dir: Path, tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    from nir_colorize import runtime
+    from nir_colorize.utils import hardware
+
+    cpu = torch.device("cpu")
+    for fast, expected in (("bf16-mixed", "bf16"), ("32-true", "fp32")):
+        monkeypatch.setattr(hardware, "fast_precision", lambda device="cpu", fast=fast: fast)
+        assert runtime.resolve_precision("auto", cpu) == expected
+    assert runtime.resolve_precision("auto", torch.device("cuda")) == "fp32"
+    with pytest.raises(UserError, match="precision=bf16 is the CPU path"):
+        runtime.resolve_precision("bf16", torch.device("cuda"))
+    with pytest.raises(UserError, match="precision=fp16: choose one of fp32, bf16, auto"):
+        runtime.resolve_precision("fp16", cpu)
+    monkeypatch.undo()
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(sample_dir / TEST_PNG, inputs)
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    cfg = predict_cfg(ckpt, inputs, tmp_path / "bf16", tmp_path, "precision=bf16")
+    assert isinstance(predict.load_net(cfg, cpu), runtime.Bf16ChannelsLast)
+    predict.run(cfg)
+    predict.run(predict_cfg(ckpt, inputs, tmp_path / "fp32", tmp_path))
+    name = Path(TEST_PNG).with_suffix(".png").name
+    a, b = (np.asarray(Image.open(tmp_path / d / name)).astype(np.int16) for d in ("bf16", "fp32"))
+    assert a.shape == b.shape and np.abs(a - b).mean() < 1.0 and np.abs(a - b).max() <= 8  # bf16 rounding only

@@ -63,7 +63,7 @@ def test_predict_and_eval_without_ckpt_path_use_the_shipped_model_offline(tmp_pa
            "NO_PROXY": "*", "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}  # no network
     out = tmp_path / "pred"
     proc = subprocess.run([sys.executable, "-m", "nir_colorize.predict", f"input={REFERENCE_INPUT}",
-                           f"output={out}", f"hydra.run.dir={tmp_path / 'p'}"], cwd=PROJECT_ROOT, env=env,
+                           f"output={out}", "precision=fp32", f"hydra.run.dir={tmp_path / 'p'}"], cwd=PROJECT_ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     written = np.asarray(Image.open(out / "testing_0000_nir_reg.png").convert("RGB")).astype(np.int16)

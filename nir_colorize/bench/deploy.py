@@ -28,27 +28,13 @@ from nir_colorize import PROJECT_ROOT
 from nir_colorize.bench import report
 from nir_colorize.bench.cases import build_net, real_nir
 from nir_colorize.bench.timing import measure
+from nir_colorize.runtime import Bf16ChannelsLast
 from nir_colorize.utils.hardware import BF16, fast_precision
 
 BACKENDS = ("torch", "torch-bf16", "onnxruntime")
 MODELS = ("linknet", "colornet")
 SIZES = "1024x680,2048x2048:tiled"
 LARGE_PIXELS = 2048 * 2048  # images of at least this many pixels get --large-warmup / --large-repeat
-
-
-class Bf16ChannelsLast(nn.Module):
-    """``net`` under bf16 autocast on the CPU with channels_last weights and input; fp32 output; the
-    network's contract (``pad_multiple``, ``output_stride``, ``parameters()``) for ``inference.colorize``."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net.to(memory_format=torch.channels_last)
-        self.pad_multiple = net.pad_multiple
-        self.output_stride = getattr(net, "output_stride", net.pad_multiple)
-
-    def forward(self, nir: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            return self.net(nir.contiguous(memory_format=torch.channels_last)).float()
 
 
 def parse_size(spec: str) -> tuple[int, int, bool]:
