@@ -1,0 +1,200 @@
+"""Video through ``predict``: a short clip of the sample images in, a colour clip of its rate, size and frame
+count out, matching the frames colorized as stills; chroma smoothing; broken files; atomic output."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from kornia.color import rgb_to_yuv
+from PIL import Image
+
+from nir_colorize import predict, video
+from nir_colorize.utils.compose import compose_config
+from nir_colorize.utils.errors import EXIT_USER_ERROR, user_error_message
+from tests.conftest import ROOT
+
+av = pytest.importorskip("av")  # the `video` extra (requirements.lock installs it)
+
+RATE = Fraction(30000, 1001)  # a fractional rate, kept exactly
+WIDTH, HEIGHT, FRAMES = 128, 96, 8
+ENV = {"HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+       "PYTHONPATH": str(ROOT)}
+
+
+def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "NIR_COLORIZE_SHORT_ERRORS")}
+    return subprocess.run([sys.executable, "-m", "nir_colorize.predict", *args, "trainer.accelerator=cpu",
+                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, env=environ | ENV,
+                          capture_output=True, text=True, timeout=120)
+
+
+def cfg(tmp_path: Path, src: Path, out: Path, *overrides: str):
+    """The shipped model (``model_id=reference``), as the command line gets it."""
+    return compose_config("predict", [f"input={src}", f"output={out}", "trainer.accelerator=cpu", "progress=false",
+                                      *overrides], output_dir=tmp_path / "run")
+
+
+def decode(path: Path, fmt: str) -> tuple[list[np.ndarray], tuple[int, int, Fraction]]:
+    """Every frame in ``fmt`` (``rgb24``, ``gray``) and the stream's (width, height, average rate)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [frame.to_ndarray(format=fmt) for frame in container.decode(stream)]
+        return frames, (stream.width, stream.height, stream.average_rate)
+
+
+def chroma(rgb: np.ndarray) -> torch.Tensor:
+    """U, V (1, 2, H, W) of an (H, W, 3) uint8 frame."""
+    return rgb_to_yuv(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255)[:, 1:]
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(255**2 / np.mean((a.astype(np.float64) - b) ** 2)))
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory, sample_dir: Path) -> Path:
+    """8 frames, 128x96 at 29.97 frames/s: two sample test images (a scene cut), each panned 2 px a frame
+    (motion), each frame's gain jittered by up to 8 % (the flicker of a hunting auto-exposure)."""
+    images = [np.asarray(Image.open(sample_dir / "Testing" / f"testing_000{i}_nir_reg.png").convert("L")
+                         .resize((WIDTH + 6, HEIGHT), Image.Resampling.LANCZOS)) for i in (0, 1)]
+    path = video.write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", video.pan(images, FRAMES // 2, 2, 0.08), RATE)
+    with video.VideoReader(path) as reader:
+        assert (reader.info.width, reader.info.height, reader.info.frames, reader.info.rate) == (WIDTH, HEIGHT,
+                                                                                             FRAMES, RATE)
+    return path
+
+
+@pytest.fixture(scope="module")
+def colorized(clip: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
+    """``python -m nir_colorize.predict input=clip.mp4 output=out.mp4`` (stderr: a log file, progress lines)."""
+    tmp = tmp_path_factory.mktemp("colorized")
+    out = tmp / "out" / "out.mp4"
+    proc = cli(tmp, f"input={clip}", f"output={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc, out
+
+
+def test_clip_is_colorized_frame_by_frame_like_its_stills(clip: Path, colorized, tmp_path: Path) -> None:
+    proc, out = colorized
+    assert f"wrote {out}: {FRAMES} frames" in proc.stdout and "frames/s" in proc.stdout
+    assert "frames/s" in proc.stderr  # progress lines
+    rgb, info = decode(out, "rgb24")
+    assert (len(rgb), *info) == (FRAMES, WIDTH, HEIGHT, RATE)
+    assert not [p for p in out.parent.iterdir() if p.name != out.name]  # no temporary file left
+    # the decoded input frames as stills, through the image path (a folder of frames: names and order kept)
+    gray, _ = decode(clip, "gray")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, frame in enumerate(gray, 1):
+        Image.fromarray(frame).save(frames / f"f{i}.png")
+    result = predict.run(cfg(tmp_path, frames, tmp_path / "stills"))
+    assert [p.name for p in result.written] == [f"f{i}.png" for i in range(1, FRAMES + 1)]
+    for i, frame in enumerate(rgb, 1):
+        still = np.asarray(Image.open(tmp_path / "stills" / f"f{i}.png"))
+        assert psnr(frame, still) > 30, f"frame {i}: {psnr(frame, still):.1f} dB"  # H.264 loss only
+        assert chroma(frame).abs().mean() * 255 > 1  # colour, not gray
+
+
+def test_chroma_smoothing_lowers_the_frame_to_frame_chroma_change(clip: Path, colorized, tmp_path: Path) -> None:
+    proc, _ = colorized
+    lossless = "video.crf=0"  # x264 at crf 18 also damps small chroma changes itself: see them all
+    result = predict.run(cfg(tmp_path, clip, tmp_path / "smooth.mp4", "video.chroma_smoothing=0.6", lossless))
+    raw, smoothed = result.chroma.change()
+    assert smoothed < 0.7 * raw
+    assert (result.chroma.cuts, result.chroma.pairs) == (1, FRAMES - 2)  # the cut between the two images
+    assert f"{255 * raw:.3f}/255 without smoothing, {255 * smoothed:.3f}/255 with" in result.report()
+    assert f"chroma change: {255 * raw:.3f}/255" in proc.stdout  # the same frames unsmoothed: the same measure
+
+    def measured(path: Path) -> float:  # on the decoded output videos themselves, within each scene
+        uv = [chroma(frame) for frame in decode(path, "rgb24")[0]]
+        return float(np.mean([(uv[i + 1] - uv[i]).abs().mean() for i in range(FRAMES - 1) if i != FRAMES // 2 - 1]))
+
+    predict.run(cfg(tmp_path, clip, tmp_path / "plain.mp4", lossless))
+    assert measured(tmp_path / "smooth.mp4") < 0.7 * measured(tmp_path / "plain.mp4")
+    # a folder of frames is smoothed the same way, in natural order
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, frame in enumerate(decode(clip, "gray")[0], 1):
+        Image.fromarray(frame).save(frames / f"f{i}.png")
+    stills = predict.run(cfg(tmp_path, frames, tmp_path / "stills", "video.chroma_smoothing=0.6"))
+    assert stills.chroma.change() == pytest.approx((raw, smoothed), rel=1e-4)
+
+
+def test_broken_video_is_a_one_line_error_naming_it(clip: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "clip.mp4"
+    broken.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    out = tmp_path / "out"
+    proc = cli(tmp_path, f"input={broken}", f"output={out / 'out.mp4'}")
+    assert proc.returncode == EXIT_USER_ERROR, proc.stderr[-3000:]
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(f"error: {broken}: unreadable or corrupt video"), line
+    assert not out.exists()
+    truncated = tmp_path / "cut" / "clip.mp4"  # the index (moov) is at the end of the file
+    truncated.parent.mkdir()
+    truncated.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    with pytest.raises(video.VideoReadError) as info:
+        predict.run(cfg(tmp_path, truncated, out / "out.mp4"))
+    assert user_error_message(info.value).startswith(f"{truncated}: unreadable or corrupt video")
+    assert not out.exists()
+
+
+def test_a_failure_mid_clip_leaves_no_output(clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    colorize = predict.Pipeline.__call__
+
+    def failing(self, nir, progress=None):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("out of memory")
+        return colorize(self, nir, progress)
+
+    monkeypatch.setattr(predict.Pipeline, "__call__", failing)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="out of memory"):
+        predict.run(cfg(tmp_path, clip, out / "out.mp4"))
+    assert out.is_dir() and not list(out.iterdir())
+
+
+def test_a_clip_that_stops_early_is_written_and_reported(clip: Path, tmp_path: Path) -> None:
+    """Matroska streams: a cut file decodes up to the cut; the frames short of its duration are a failure."""
+    whole = video.write_clip(tmp_path / "long.mkv", video.pan([decode(clip, "gray")[0][0]], 24, 1), 25)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 3 // 4])
+    result = predict.run(cfg(tmp_path, cut, tmp_path / "out"))  # a folder: <stem>.mp4
+    assert result.written == [tmp_path / "out" / "cut.mp4"] and 0 < result.frames < 24
+    ((src, problem),) = result.failed
+    assert src == cut and f"decoded only {result.frames} of the 24 frames" in problem
+    assert len(decode(tmp_path / "out" / "cut.mp4", "gray")[0]) == result.frames
+
+
+def test_odd_size_is_kept_and_options_are_checked(tmp_path: Path) -> None:
+    frames = [np.full((47, 63), 40 * i, np.uint8) for i in range(3)]
+    path = video.write_clip(tmp_path / "odd.mkv", frames, 12)
+    video.write_clip(tmp_path / "odd.mp4", frames, 12)
+    with video.VideoReader(path) as reader:
+        assert (reader.info.width, reader.info.height) == (63, 47) and len(list(reader)) == 3
+    with pytest.raises(ValueError, match=r"video.chroma_smoothing=1.5: choose a weight in \[0, 0.95\]"):
+        video.ChromaSmoother(1.5)
+    with pytest.raises(ValueError, match="a video output needs a video input"):
+        predict.run(cfg(tmp_path, tmp_path, tmp_path / "out.mp4"))
+    with pytest.raises(ValueError, match="would overwrite the input video"):
+        predict.run(cfg(tmp_path, path, path, "overwrite=true"))
+    with pytest.raises(FileExistsError, match="overwrite=true"):
+        predict.run(cfg(tmp_path, path, tmp_path))  # <output>/odd.mp4: the clip written above
+    assert [p.name for p in predict.list_inputs(str(_frames(tmp_path / "seq", [10, 2, 1])))] == [
+        "f1.png", "f2.png", "f10.png"]
+    assert video.is_video("a/B.MP4") and not video.is_video("a/b.png")
+
+
+def _frames(folder: Path, numbers: list[int]) -> Path:
+    folder.mkdir()
+    for n in numbers:
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / f"f{n}.png")
+    return folder
