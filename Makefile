@@ -33,10 +33,12 @@ format: install
 
 bench: install
 	$(PY) -m nir_colorize.bench
+	$(PY) -m nir_colorize.bench.deploy --model-id reference
 
-# make bench-deploy: torch fp32 / torch bf16 + channels_last / onnxruntime, Mpx/s (experiments/bench/deploy-*)
+# make bench-deploy: torch fp32 / torch bf16 + channels_last / onnxruntime, Mpx/s at 1024x680 and 4096x4096 (tiled)
+# for the shipped model (experiments/bench/deploy-*); also the last step of make bench
 bench-deploy: install
-	$(PY) -m nir_colorize.bench.deploy
+	$(PY) -m nir_colorize.bench.deploy --model-id reference
 
 # make ablation [STUDY=name] [ARGS="trainer.max_epochs=3 data.batch_size=4"]: the five variants, then the report
 STUDY ?= ablation

@@ -1,17 +1,8 @@
 """nir-colorize: near-infrared image colorization (Ma et al. 2022) with Lightning + Hydra."""
 
-import os
 from pathlib import Path
 
-# OpenMP threads sleep at once when they wait (libgomp otherwise spins ~300k iterations first): on a machine
-# that another process keeps busy, spinning threads of the exact WLS and of inference wait for each other at
-# every barrier and ran many times slower; measured quiet and busy by `python -m nir_colorize.bench.threads`
-# (docs/bench.md). Set before torch loads libgomp; an OMP_WAIT_POLICY or GOMP_SPINCOUNT already set wins.
-DEFAULT_OMP_WAIT_POLICY: str | None = "PASSIVE"
-if DEFAULT_OMP_WAIT_POLICY and "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-    os.environ["OMP_WAIT_POLICY"] = DEFAULT_OMP_WAIT_POLICY
-
-from omegaconf import OmegaConf  # noqa: E402
+from omegaconf import OmegaConf
 
 __version__ = "0.1.0"
 

@@ -15,6 +15,7 @@ averages the chroma over frames against flicker. See docs/predict.md.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import re
@@ -36,6 +37,7 @@ from nir_colorize.data.io import IMAGE_SUFFIXES, ImageReadError, read_nir, write
 from nir_colorize.eval import load_trained
 from nir_colorize.runtime import Bf16ChannelsLast, resolve_precision
 from nir_colorize.utils.errors import UserError
+from nir_colorize.utils.threads import load_adaptive_threads
 from nir_colorize.video import SCENE_CUT, ChromaSmoother, VideoReader, VideoReadError, is_video, video_writer
 
 log = logging.getLogger(__name__)
@@ -199,8 +201,11 @@ class Pipeline:
     tiling: dict
 
     def __call__(self, nir: torch.Tensor, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
-        """RGB (1, 3, H, W) in [0, 1] on the CPU of NIR (1, 1, H, W) in [0, 1] on the CPU."""
-        with torch.inference_mode():
+        """RGB (1, 3, H, W) in [0, 1] on the CPU of NIR (1, 1, H, W) in [0, 1] on the CPU.
+
+        On the CPU, one torch thread while other processes keep the cores busy (``utils.threads``)."""
+        adaptive = load_adaptive_threads() if self.device.type == "cpu" else contextlib.nullcontext()
+        with torch.inference_mode(), adaptive:
             rgb = inference.colorize(self.net, nir, **self.tiling, progress=progress)
             if self.fusion is not None:
                 rgb = self.fusion(nir.to(self.device), rgb.to(self.device)).cpu()

@@ -6,7 +6,7 @@ for each backend: ``torch`` (fp32), ``torch-bf16`` (bf16 autocast + channels_las
 and ``onnxruntime`` (fp32, the export of ``nir_colorize.export``, CPU, as many intra-op threads as torch),
 for each model (random weights, seed 0, unless ``--ckpt``). Sizes: ``WxH`` is one whole-image pass,
 ``WxH:tiled`` tiled inference with the predict defaults (tile 640, overlap 192); default ``1024x680`` and
-``2048x2048:tiled`` (fewer repeats: ``--large-repeat``). Each backend's output is compared with torch fp32's
+``4096x4096:tiled`` (fewer repeats: ``--large-repeat``). ``--model-id reference``: the shipped weights. Each backend's output is compared with torch fp32's
 on the same image: PSNR (dB, higher = closer; inf = identical) and the max abs difference in 1/255 levels.
 Writes ``<out>/deploy-<machine>.{json,md}`` (default ``experiments/bench``). See docs/predict.md.
 """
@@ -33,7 +33,7 @@ from nir_colorize.utils.hardware import BF16, fast_precision
 
 BACKENDS = ("torch", "torch-bf16", "onnxruntime")
 MODELS = ("linknet", "colornet")
-SIZES = "1024x680,2048x2048:tiled"
+SIZES = "1024x680,4096x4096:tiled"
 LARGE_PIXELS = 2048 * 2048  # images of at least this many pixels get --large-warmup / --large-repeat
 
 
@@ -60,7 +60,12 @@ def prepare(model: str, out_dir: Path, ckpt: str | None = None, opset: int | Non
     """The torch network of ``model`` (seed 0, or ``ckpt``'s weights) and its ONNX export in ``out_dir``."""
     from nir_colorize.export import DEFAULT_OPSET, export_onnx
 
-    if ckpt:
+    if ckpt and ckpt.startswith("model_id="):  # a shipped model (nir_colorize/weights)
+        from nir_colorize.shipped import load_shipped, read_metadata
+
+        model_id = ckpt.split("=", 1)[1]
+        net, model = load_shipped(model_id).net, str(read_metadata(model_id)["model"]["name"])
+    elif ckpt:
         from nir_colorize.eval import load_module
 
         module = load_module(ckpt, compile=False, channels_last=False)
@@ -202,12 +207,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--bf16", choices=("auto", "always"), default="auto",
                         help="torch-bf16: auto = only where the CPU computes bf16 natively")
     parser.add_argument("--ckpt", default=None, help="a training checkpoint (its model) instead of random weights")
+    parser.add_argument("--model-id", default=None, help="a shipped model (e.g. reference) instead of random weights")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "experiments" / "bench", help="output folder")
     args = parser.parse_args(argv)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = sorted(set(backends) - set(BACKENDS))
     if unknown:
         raise SystemExit(f"--backends: unknown {', '.join(unknown)} (choose from {', '.join(BACKENDS)})")
+    if args.model_id:
+        args.ckpt = f"model_id={args.model_id}"
     models = [m.strip() for m in args.models.split(",") if m.strip()][:1 if args.ckpt else None]
     start = time.perf_counter()
     result = run_bench(models, [parse_size(s) for s in args.sizes.split(",")], backends, args.warmup, args.repeat,

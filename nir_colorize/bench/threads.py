@@ -4,7 +4,8 @@
 
 Two torch threads on two cores that another process also uses spin at every OpenMP barrier and wait for
 each other (libgomp spins ~300k iterations before it sleeps): the exact WLS, hundreds of small parallel
-ops, then runs many times slower. Each policy runs in a fresh process (libgomp reads its environment when
+ops, then runs many times slower. Policies: fixed OpenMP settings, and the default of nir_colorize
+(``nir_colorize.utils.threads``: one thread while other processes keep the CPUs busy). Each policy runs in a fresh process (libgomp reads its environment when
 torch loads it), once on a quiet machine and once beside ``busy()``, a process that keeps every core busy
 with matmuls the way a training does. Timed: the exact WLS of one benchmark image and LinkNet inference of
 it, both at 1024x680 (``--size``).
@@ -24,13 +25,15 @@ from pathlib import Path
 
 from nir_colorize import PROJECT_ROOT
 
-# name -> environment of the child; GOMP_SPINCOUNT=300000 is libgomp's own default (it also keeps
-# nir_colorize from choosing a policy for the child, see nir_colorize/__init__.py)
+# name -> environment of the child. GOMP_SPINCOUNT=300000 is libgomp's own default; NIR_COLORIZE_ADAPTIVE_THREADS=0
+# keeps the fixed policies fixed (nir_colorize.utils.threads would otherwise drop to one thread when busy).
+FIXED = {"NIR_COLORIZE_ADAPTIVE_THREADS": "0"}
 POLICIES = {
-    "libgomp default (spin, then sleep)": {"GOMP_SPINCOUNT": "300000"},
-    "OMP_WAIT_POLICY=ACTIVE": {"OMP_WAIT_POLICY": "ACTIVE"},
-    "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
-    "1 thread": {"OMP_NUM_THREADS": "1", "GOMP_SPINCOUNT": "300000"},
+    "libgomp default (spin, then sleep)": {"GOMP_SPINCOUNT": "300000", **FIXED},
+    "GOMP_SPINCOUNT=10000": {"GOMP_SPINCOUNT": "10000", **FIXED},
+    "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE", **FIXED},
+    "1 thread": {"OMP_NUM_THREADS": "1", **FIXED},
+    "load-adaptive (nir_colorize default)": {},
 }
 BUSY_CODE = """
 import torch
@@ -44,6 +47,7 @@ import json, statistics, sys, time, torch
 from nir_colorize.bench.fusion import load_nir
 from nir_colorize.fusion import wls_smooth
 from nir_colorize.models import build_model
+from nir_colorize.utils.threads import load_adaptive_threads
 name, repeat, w, h = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 image = load_nir(name, (w, h))[0]
 def times(fn):
@@ -54,19 +58,27 @@ def times(fn):
     return statistics.median(out), min(out), max(out)
 net = build_model("linknet").eval()
 x = image[None, None]
+def infer_once():
+    with load_adaptive_threads():  # as predict does (off in the fixed policies)
+        return net(x)
 with torch.inference_mode():
-    infer = times(lambda: net(x))
+    infer = times(infer_once)
 print("RESULT " + json.dumps({"threads": torch.get_num_threads(), "wls": times(lambda: wls_smooth(image)),
                               "infer": infer}))
 """
 
 
+# the busy neighbour: a process with libgomp's default policy (another program, or a training)
+STATES = {"quiet": None, "busy": {"GOMP_SPINCOUNT": "300000"}}
+
+
 @contextlib.contextmanager
-def busy(threads: int | None = None, settle: float = 2.0) -> Iterator[subprocess.Popen]:
+def busy(threads: int | None = None, settle: float = 2.0, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
     """A process that keeps ``threads`` (default: every CPU) busy with matmuls until the block ends."""
     threads = threads or len(os.sched_getaffinity(0))
+    child_env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")} | (env or {})
     proc = subprocess.Popen([sys.executable, "-c", BUSY_CODE.format(threads=threads)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, env=child_env)
     try:
         time.sleep(settle)  # imports done, threads spinning
         if proc.poll() is not None:
@@ -81,7 +93,7 @@ def measure_policy(env: dict[str, str], image: str, repeat: int, size: tuple[int
                    timeout: float = 600) -> dict:
     """Run the child (WLS and inference timings) in a fresh process with ``env`` added to this one's environment."""
     child_env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
-                                                                   "OMP_NUM_THREADS")} | env
+                                                                   "OMP_NUM_THREADS", *FIXED)} | env
     proc = subprocess.run([sys.executable, "-c", CHILD_CODE, image, str(repeat), *map(str, size)], capture_output=True, text=True,
                           env=child_env, cwd=PROJECT_ROOT, timeout=timeout)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
@@ -93,45 +105,49 @@ def measure_policy(env: dict[str, str], image: str, repeat: int, size: tuple[int
 
 
 def run(image: str = "urban", repeat: int = 5, size: tuple[int, int] = (1024, 680), log=print) -> dict:
-    """Every policy quiet, then every policy beside ``busy()``; the loaded / quiet ratios."""
+    """Every policy quiet, then beside each kind of ``busy()`` neighbour (``STATES``); the loaded / quiet ratios."""
     rows = {name: {} for name in POLICIES}
-    for state in ("quiet", "busy"):
-        with busy() if state == "busy" else contextlib.nullcontext():
+    for state, busy_env in STATES.items():
+        with busy(env=busy_env) if busy_env is not None else contextlib.nullcontext():
             for name, env in POLICIES.items():
                 rows[name][state] = r = measure_policy(env, image, repeat, size)
-                log(f"  {state:5s} {name}: " + (r.get("error") or
-                    f"WLS {r['wls']['median_s']:.3f} s, LinkNet 1024x680 {r['infer']['median_s']:.3f} s"))
+                log(f"  {state} {name}: " + (r.get("error") or
+                    f"WLS {r['wls']['median_s']:.3f} s, LinkNet {r['infer']['median_s']:.3f} s"))
     for row in rows.values():
-        if "error" not in row["quiet"] and "error" not in row["busy"]:
-            row["busy_over_quiet"] = {k: row["busy"][k]["median_s"] / row["quiet"][k]["median_s"]
-                                      for k in ("wls", "infer")}
+        if all("error" not in r for r in row.values()):
+            row["busy_over_quiet"] = {state: {k: row[state][k]["median_s"] / row["quiet"][k]["median_s"]
+                                              for k in ("wls", "infer")} for state in STATES if state != "quiet"}
     return {"image": image, "size": list(size), "repeat": repeat, "cpus": len(os.sched_getaffinity(0)),
             "policies": rows, "chosen": chosen_policy()}
 
 
 def chosen_policy() -> str:
-    """The policy that nir_colorize sets when the environment sets none (see nir_colorize/__init__.py)."""
-    from nir_colorize import DEFAULT_OMP_WAIT_POLICY
+    """What nir_colorize does by default (``nir_colorize.utils.threads``)."""
+    from nir_colorize.utils import threads
 
-    return f"OMP_WAIT_POLICY={DEFAULT_OMP_WAIT_POLICY}" if DEFAULT_OMP_WAIT_POLICY else "libgomp default (spin, then sleep)"
+    return (f"load-adaptive: torch's threads, one thread while other processes use >= {threads.BUSY_CORES} cores "
+            f"(measured over {threads.WINDOW * 1000:.0f} ms, at most every {threads.RECHECK:g} s)")
 
 
 def markdown(result: dict) -> list[str]:
     w, h = result["size"]
+    busy_states = [s for s in STATES if s != "quiet"]
     lines = [f"WLS (exact, `pcg`) of `{result['image']}` and LinkNet inference, both {w}x{h}, median of "
-             f"{result['repeat']} after a warm-up, each policy in a fresh process; busy = beside a process that keeps "
-             f"all {result['cpus']} CPUs busy with matmuls (like a training). Chosen default: {result['chosen']}.", "",
-             "| policy | threads | WLS quiet s | WLS busy s | busy / quiet | LinkNet quiet s | LinkNet busy s | busy / quiet |",
-             "|---|---|---|---|---|---|---|---|"]
+             f"{result['repeat']} after a warm-up, each policy in a fresh process. Busy: beside a process that keeps all "
+             f"{result['cpus']} CPUs busy with matmuls (like a training) under libgomp's default policy. "
+             f"Chosen default: {result['chosen']}.", "",
+             "| policy | threads | " + " | ".join(f"WLS {s} s" for s in STATES) + " | "
+             + " | ".join(f"LinkNet {s} s" for s in STATES) + " | WLS " + " / ".join(busy_states) + " over quiet |",
+             "|---|---|" + "---|" * (2 * len(STATES) + 1)]
     for name, row in result["policies"].items():
-        q, b = row["quiet"], row["busy"]
-        if "error" in q or "error" in b:
-            lines.append(f"| {name} | {q.get('error') or b.get('error')} | | | | | | |")
+        errors = [r["error"] for r in row.values() if "error" in r]
+        if errors:
+            lines.append(f"| {name} | {errors[0]} |" + " |" * (2 * len(STATES) + 1))
             continue
-        ratio = row["busy_over_quiet"]
-        lines.append(f"| {name} | {q['threads']} | {q['wls']['median_s']:.3f} | {b['wls']['median_s']:.3f} | "
-                     f"{ratio['wls']:.1f} | {q['infer']['median_s']:.3f} | {b['infer']['median_s']:.3f} | "
-                     f"{ratio['infer']:.1f} |")
+        ratios = " / ".join(f"{row['busy_over_quiet'][s]['wls']:.1f}" for s in busy_states)
+        lines.append(f"| {name} | {row['quiet']['threads']} | "
+                     + " | ".join(f"{row[s]['wls']['median_s']:.3f}" for s in STATES) + " | "
+                     + " | ".join(f"{row[s]['infer']['median_s']:.3f}" for s in STATES) + f" | {ratios} |")
     return lines + [""]
 
 

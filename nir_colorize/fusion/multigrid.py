@@ -7,9 +7,9 @@ then the odd-odd points, are eliminated exactly (so interpolation follows the we
 cross image edges), the couplings that would make the next level denser are moved onto the stronger
 of the two paths that join their ends (a spectral upper bound), and the even-even points form a
 5-point grid half the size. Smoothing keeps the V-cycle symmetric positive definite, hence a valid CG
-preconditioner: on every grid alternating line relaxation (tridiagonal solves along columns then
-rows before the coarse correction, rows then columns after; Krishnan and Szeliski 2011 use one
-damped-Jacobi sweep below the finest grid, still an option, ``line_depth``).
+preconditioner: on the finest grid alternating line relaxation (tridiagonal solves along columns then
+rows before the coarse correction, rows then columns after), one damped-Jacobi sweep before and
+after on the coarser grids (Krishnan and Szeliski 2011; lines on more grids: ``line_depth``).
 
 Why lines: the slow modes were thin plateaus, 1-pixel-wide runs of equal values (weights ~1e4 along
 the run, ~1-200 across) on an odd row or column. Elimination moves their strong couplings onto weak
@@ -17,9 +17,10 @@ paths, so the coarse grids see them welded to their neighbours, and point smooth
 run relative to its neighbours; a line solve along the run does. Measured, float64 CG iterations to
 max |r| <= 1/1020 on the sample images at 1024 x 680 (country NIR, Y; urban NIR, Y): 2 Jacobi sweeps
 and proportional path sharing (before) 37, 30, 57, 41; lines 19, 18, 32, 20; lines and stronger-path
-moves 15, 14, 20, 15, for a float32 V-cycle ~1.6x as long (12.4-13.8 vs 7.7-7.9 ms, 1 CPU thread);
-lines on every grid and 5 cyclic-reduction steps per line solve (not 3): NIR of country 15, 15, urban
-20 -> 21, the hardest nirscene1 frames 29, 33 -> 16, 18 (see ``Multigrid``).
+moves 15, 14, 20, 15, for a float32 V-cycle ~1.6x as long (12.4-13.8 vs 7.7-7.9 ms, 1 CPU thread).
+The hardest real frames (``bench.fusion.BENCH_SET``: upscaled street/building frames whose columns are runs
+of equal pixels) took up to 33; 5 cyclic-reduction steps per line solve instead of 3 take them to 21-25
+(see ``Multigrid`` for lines on the coarser grids too).
 
 Arrays are ``(..., H, W)``; ``ax[..., i, j]`` couples ``(i, j)`` and ``(i, j + 1)`` (last column 0),
 ``ay[..., i, j]`` couples ``(i, j)`` and ``(i + 1, j)`` (last row 0).
@@ -421,17 +422,18 @@ class _LineSolve:
 class Multigrid:
     """Symmetric V-cycle ``M^-1 b`` approximating ``A^-1 b`` for ``A = diag(m) + L(ax, ay)``.
 
-    ``smoother="lines"`` (default): on the first ``line_depth`` grids (default: all) alternating line
-    relaxation, along columns then rows before the coarse correction and rows then columns after it (lines
-    solved by ``_LineSolve`` with ``line_levels`` steps of cyclic reduction); one damped-Jacobi sweep before
-    and after on the grids below. ``"jacobi"``: ``fine_sweeps`` damped-Jacobi sweeps on the finest grid, one
-    on the coarser ones. Lines on every grid (not only the finest) took the hardest real images at 1024 x 680
-    (urban, old-building and street frames; ``python -m nir_colorize.bench.fusion``) from 20-33 to 16-21
-    iterations: the slow modes are runs of equal pixels one column wide, which coarsening keeps.
+    ``smoother="lines"`` (default): on the first ``line_depth`` grids (default 1, the finest; None: all)
+    alternating line relaxation, along columns then rows before the coarse correction and rows then columns
+    after it (lines solved by ``_LineSolve`` with ``line_levels`` steps of cyclic reduction); one damped-Jacobi
+    sweep before and after on the grids below. ``"jacobi"``: ``fine_sweeps`` damped-Jacobi sweeps on the finest
+    grid, one on the coarser ones. Measured on the 10 frames of ``bench.fusion.BENCH_SET`` at 1024 x 680 (2-core
+    CPU, tol 0.99/510): lines on every grid cut CG iterations (450: 25 -> 17, 230: 21 -> 15) but each V-cycle
+    costs more than they save (median 0.48 s vs 0.42 s, worst 0.59 vs 0.51 s); two grids: median 0.43-0.46 s,
+    worst 0.50 s. 5 reduction steps rather than 3: worst frame 31 -> 25 iterations, 0.56 -> 0.51 s.
     """
 
     def __init__(self, op: Laplacian5, omega: float = 0.8, fine_sweeps: int = 2, coarse_size: int = COARSE_SIZE,
-                 smoother: str = "lines", line_levels: int = 5, line_depth: int | None = None) -> None:
+                 smoother: str = "lines", line_levels: int = 5, line_depth: int | None = 1) -> None:
         if smoother not in ("lines", "jacobi"):
             raise ValueError(f"smoother must be 'lines' or 'jacobi', got {smoother!r}")
         self.fine_sweeps = fine_sweeps
