@@ -5,9 +5,9 @@
 Two torch threads on two cores that another process also uses spin at every OpenMP barrier and wait for
 each other (libgomp spins ~300k iterations before it sleeps): the exact WLS, hundreds of small parallel
 ops, then runs many times slower. Policies: fixed OpenMP settings, and the default of nir_colorize
-(``nir_colorize.utils.threads``: one thread while other processes keep the CPUs busy). Each policy runs in a fresh process (libgomp reads its environment when
-torch loads it), once on a quiet machine and once beside ``busy()``, a process that keeps every core busy
-with matmuls the way a training does. Timed: the exact WLS of one benchmark image and LinkNet inference of
+(``nir_colorize.utils.threads``: one thread while other processes keep the CPUs busy). Each policy runs
+in a fresh process (libgomp reads its environment when torch loads it), once on a quiet machine and once
+beside ``busy()``, a process that keeps every core busy with matmuls the way a training does. Timed: the exact WLS of one benchmark image and LinkNet inference of
 it, both at 1024x680 (``--size``).
 """
 
