@@ -203,7 +203,7 @@ class Pipeline:
     def __call__(self, nir: torch.Tensor, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
         """RGB (1, 3, H, W) in [0, 1] on the CPU of NIR (1, 1, H, W) in [0, 1] on the CPU.
 
-        On the CPU, one torch thread while other processes keep the cores busy (``utils.threads``)."""
+        On the CPU, no more torch threads than other processes leave cores free (``utils.threads``)."""
         adaptive = load_adaptive_threads() if self.device.type == "cpu" else contextlib.nullcontext()
         with torch.inference_mode(), adaptive:
             rgb = inference.colorize(self.net, nir, **self.tiling, progress=progress)

@@ -26,11 +26,11 @@ def two_threads():
 
 def test_other_load_sees_a_busy_process():
     with busy(threads=1, settle=1.0):
-        assert threads.other_load(0.3) >= 0.6  # one core kept busy by another process
+        assert threads.other_load(0.3) >= 0.6  # one core kept busy by another process (on the CPUs we may use)
 
 
 def test_block_runs_on_one_thread_beside_a_busy_process_and_restores(two_threads):
-    with busy(threads=1, settle=1.0):
+    with busy(settle=1.0):  # every CPU this process may use kept busy: none left free
         with threads.load_adaptive_threads() as n:
             assert n == 1 and torch.get_num_threads() == 1
             with threads.load_adaptive_threads() as inner:  # re-entrant: keeps the outer choice
@@ -41,6 +41,7 @@ def test_block_runs_on_one_thread_beside_a_busy_process_and_restores(two_threads
 
 
 def test_quiet_machine_keeps_the_threads_and_the_switch_turns_it_off(two_threads, monkeypatch):
+    monkeypatch.setattr(threads, "cpu_count", lambda: 2)
     monkeypatch.setattr(threads, "other_load", lambda window=threads.WINDOW: 0.1)
     with threads.load_adaptive_threads() as n:
         assert n == 2 and torch.get_num_threads() == 2
@@ -53,6 +54,27 @@ def test_quiet_machine_keeps_the_threads_and_the_switch_turns_it_off(two_threads
     with threads.load_adaptive_threads() as n:
         assert n == 1
     assert torch.get_num_threads() == 2
+
+
+def test_threads_follow_the_free_cores_of_a_bigger_machine(monkeypatch):
+    threads._last.clear()
+    monkeypatch.setattr(threads, "cpu_count", lambda: 16)
+    before = torch.get_num_threads()
+    torch.set_num_threads(8)
+    try:
+        for load, expected in ((3.0, 8), (10.2, 6), (15.8, 1)):  # 13, 5.8 and 0.2 cores left free
+            monkeypatch.setattr(threads, "other_load", lambda window=threads.WINDOW, load=load: load)
+            threads._last.clear()
+            with threads.load_adaptive_threads() as n:
+                assert n == expected == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+        threads._last.clear()
+
+
+def test_cpu_accounting_covers_the_cpus_this_process_may_use():
+    busy, own, cpus = threads._busy_jiffies()
+    assert cpus == len(os.sched_getaffinity(0)) and busy >= own >= 0
 
 
 def test_measurement_is_reused_for_recheck_seconds(two_threads, monkeypatch):

@@ -5,7 +5,7 @@
 Two torch threads on two cores that another process also uses spin at every OpenMP barrier and wait for
 each other (libgomp spins ~300k iterations before it sleeps): the exact WLS, hundreds of small parallel
 ops, then runs many times slower. Policies: fixed OpenMP settings, and the default of nir_colorize
-(``nir_colorize.utils.threads``: one thread while other processes keep the CPUs busy). Each policy runs
+(``nir_colorize.utils.threads``: no more threads than other processes leave cores free). Each policy runs
 in a fresh process (libgomp reads its environment when torch loads it), once on a quiet machine and once
 beside ``busy()``, a process that keeps every core busy with matmuls the way a training does. Timed: the exact WLS of one benchmark image and LinkNet inference of
 it, both at 1024x680 (``--size``).
@@ -125,8 +125,8 @@ def chosen_policy() -> str:
     """What nir_colorize does by default (``nir_colorize.utils.threads``)."""
     from nir_colorize.utils import threads
 
-    return (f"load-adaptive: torch's threads, one thread while other processes use >= {threads.BUSY_CORES} cores "
-            f"(measured over {threads.WINDOW * 1000:.0f} ms, at most every {threads.RECHECK:g} s)")
+    return ("load-adaptive: torch's threads, but no more than other processes leave cores free (at least one; "
+            f"measured over {threads.WINDOW * 1000:.0f} ms, at most every {threads.RECHECK:g} s)")
 
 
 def markdown(result: dict) -> list[str]:

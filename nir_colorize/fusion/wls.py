@@ -180,8 +180,8 @@ def wls_smooth(image: torch.Tensor, guide: torch.Tensor | None = None, lam: floa
     (default, exact to ``tol``, CPU or CUDA) or ``direct`` (SciPy reference). ``on_fail``: ``raise``
     or ``warn`` when ``pcg`` has not converged after ``max_iter`` iterations. ``info`` (``pcg``), if given, gets
     ``iterations`` (per solved batch of channels, a list) and ``residual`` (the largest certified max |r|).
-    On the CPU the solve runs on one torch thread while other processes keep the cores busy
-    (``nir_colorize.utils.threads``: two spinning OpenMP threads then run ~15x slower).
+    On the CPU the solve runs on no more torch threads than other processes leave cores free
+    (``nir_colorize.utils.threads``: two spinning OpenMP threads ran 5-20x slower there).
     Returns a tensor of the shape, dtype and device of ``image``.
     """
     if solver not in SOLVERS:
