@@ -28,8 +28,8 @@ from nir_colorize import PROJECT_ROOT
 from nir_colorize.bench import report
 from nir_colorize.bench.cases import build_net, real_nir
 from nir_colorize.bench.timing import measure
-from nir_colorize.runtime import Bf16ChannelsLast
-from nir_colorize.utils.hardware import BF16, fast_precision
+from nir_colorize.runtime import Bf16ChannelsLast, resolve_precision
+from nir_colorize.utils.hardware import fast_precision
 
 BACKENDS = ("torch", "torch-bf16", "onnxruntime")
 MODELS = ("linknet", "colornet")
@@ -101,7 +101,7 @@ def run_bench(models: list[str], sizes: list[tuple[int, int, bool]], backends: t
     """Every (model, size, backend) row; ``prepared``: ``prepare`` results to reuse, by model."""
     from nir_colorize import inference
 
-    bf16_native = fast_precision("cpu") == BF16
+    bf16_native = resolve_precision("auto", torch.device("cpu")) == "bf16"  # predict's own rule
     tiling = {"tile": tile or inference.TILE, "overlap": inference.OVERLAP if overlap is None else overlap,
               "tile_above": 0}
     meta = report.machine_meta("cpu")

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from nir_colorize import PROJECT_ROOT
+from nir_colorize.utils.hardware import cpu_count
 
 # name -> environment of the child. GOMP_SPINCOUNT=300000 is libgomp's own default; NIR_COLORIZE_ADAPTIVE_THREADS=0
 # keeps the fixed policies fixed (nir_colorize.utils.threads would otherwise drop to one thread when busy).
@@ -70,15 +71,20 @@ print("RESULT " + json.dumps({"threads": torch.get_num_threads(), "wls": times(l
 
 # the busy neighbour: a process with libgomp's default policy (another program, or a training)
 STATES = {"quiet": None, "busy": {"GOMP_SPINCOUNT": "300000"}}
+THREAD_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", *FIXED)
+
+
+def child_env(env: dict[str, str]) -> dict[str, str]:
+    """This process's environment without its thread settings (``THREAD_VARS``), plus ``env``."""
+    return {k: v for k, v in os.environ.items() if k not in THREAD_VARS} | env
 
 
 @contextlib.contextmanager
 def busy(threads: int | None = None, settle: float = 2.0, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
     """A process that keeps ``threads`` (default: every CPU) busy with matmuls until the block ends."""
-    threads = threads or len(os.sched_getaffinity(0))
-    child_env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")} | (env or {})
+    threads = threads or cpu_count()
     proc = subprocess.Popen([sys.executable, "-c", BUSY_CODE.format(threads=threads)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=child_env)
+                            stderr=subprocess.DEVNULL, env=child_env(env or {}))
     try:
         time.sleep(settle)  # imports done, threads spinning
         if proc.poll() is not None:
@@ -92,10 +98,8 @@ def busy(threads: int | None = None, settle: float = 2.0, env: dict[str, str] | 
 def measure_policy(env: dict[str, str], image: str, repeat: int, size: tuple[int, int] = (1024, 680),
                    timeout: float = 600) -> dict:
     """Run the child (WLS and inference timings) in a fresh process with ``env`` added to this one's environment."""
-    child_env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
-                                                                   "OMP_NUM_THREADS", *FIXED)} | env
-    proc = subprocess.run([sys.executable, "-c", CHILD_CODE, image, str(repeat), *map(str, size)], capture_output=True, text=True,
-                          env=child_env, cwd=PROJECT_ROOT, timeout=timeout)
+    proc = subprocess.run([sys.executable, "-c", CHILD_CODE, image, str(repeat), *map(str, size)], capture_output=True,
+                          text=True, env=child_env(env), cwd=PROJECT_ROOT, timeout=timeout)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     if proc.returncode or line is None:
         return {"error": f"child failed (rc {proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}"}
@@ -117,7 +121,7 @@ def run(image: str = "urban", repeat: int = 5, size: tuple[int, int] = (1024, 68
         if all("error" not in r for r in row.values()):
             row["busy_over_quiet"] = {state: {k: row[state][k]["median_s"] / row["quiet"][k]["median_s"]
                                               for k in ("wls", "infer")} for state in STATES if state != "quiet"}
-    return {"image": image, "size": list(size), "repeat": repeat, "cpus": len(os.sched_getaffinity(0)),
+    return {"image": image, "size": list(size), "repeat": repeat, "cpus": cpu_count(),
             "policies": rows, "chosen": chosen_policy()}
 
 

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 
 import torch
 
+from nir_colorize.utils.hardware import cpu_count
+
 WINDOW = 0.05  # seconds of CPU accounting per measurement (jiffies are 10 ms: +-0.2 cores)
 RECHECK = 2.0  # seconds a measurement is reused
 ENV = "NIR_COLORIZE_ADAPTIVE_THREADS"  # "0": never change the thread count
@@ -29,23 +31,22 @@ _state = threading.local()
 _last: dict[str, float] = {}
 
 
-def _busy_jiffies() -> tuple[int, int, int] | None:
-    """(non-idle jiffies of the CPUs this process may run on, this process's jiffies, those CPUs' count), or None
-    without /proc. Only the CPUs of the affinity mask count: a container's or a big machine's other CPUs are
-    no one's competition here."""
+def _busy_jiffies() -> tuple[int, int] | None:
+    """(non-idle jiffies of the CPUs this process may run on, this process's jiffies), or None without /proc.
+    Only the CPUs of the affinity mask count: a container's or a big machine's other CPUs are no one's
+    competition here."""
     try:
         mine = os.sched_getaffinity(0)
         with open("/proc/stat") as f:
             lines = [ln.split() for ln in f if ln.startswith("cpu") and ln[3].isdigit()]
         with open("/proc/self/stat") as f:
             own = f.read().rsplit(")", 1)[1].split()
-        busy, cpus = 0, 0
+        busy = 0
         for name, *values in lines:
             if int(name[3:]) in mine:
                 fields = [int(v) for v in values[:8]]  # user nice system idle iowait irq softirq steal
                 busy += sum(fields) - fields[3] - fields[4]
-                cpus += 1
-        return busy, int(own[11]) + int(own[12]), cpus  # utime + stime
+        return busy, int(own[11]) + int(own[12])  # utime + stime
     except (OSError, ValueError, IndexError, AttributeError):
         return None
 
@@ -63,18 +64,12 @@ def other_load(window: float = WINDOW) -> float | None:
     return max(0.0, ((second[0] - first[0]) - (second[1] - first[1])) / ticks / window)
 
 
-def cpu_count() -> int:
-    """CPUs this process may run on that /proc/stat lists, else ``os.cpu_count()``."""
-    counts = _busy_jiffies()
-    return counts[2] if counts and counts[2] else os.cpu_count() or 1
-
-
 def free_cores() -> float | None:
     """Cores that other processes leave free now (measured at most every ``RECHECK`` s; None without /proc)."""
     now = time.monotonic()
     if now - _last.get("at", -1e9) > RECHECK:
         load = other_load()
-        _last.update(at=time.monotonic(), free=None if load is None else cpu_count() - load)
+        _last.update(at=time.monotonic(), free=None if load is None else cpu_count() - load)  # affinity CPUs
     return _last["free"]
 
 
