@@ -238,6 +238,31 @@ def test_folder_layouts_and_splits(tmp_path: Path) -> None:
         FolderPairs(par, nir="nir/*", rgb="rgb/*", split_files={"test": "test.txt"}).pairs("test")
 
 
+def test_combined_sources_repeat_only_their_train_pairs(tmp_path: Path) -> None:
+    """``data.source.repeat``: a source's train pairs listed k times an epoch (copies named ``#2``...), its val and
+    test pairs once; the datamodule's checks see no leak between the splits."""
+    from nir_colorize.data import CombinedPairs
+
+    a = FolderPairs(parallel_folder(tmp_path / "a", 6), nir="nir/*", rgb="rgb/*", val_ratio=0.2, test_ratio=0.2)
+    for nir, rgb, name in sample_pairs(12)[6:]:  # other images than a's
+        for sub, src in (("nir", nir), ("rgb", rgb)):
+            (tmp_path / "b" / sub).mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, tmp_path / "b" / sub / f"{name}.png")
+    b = FolderPairs(tmp_path / "b", nir="nir/*", rgb="rgb/*", val_ratio=0.2, test_ratio=0.2)
+    once, thrice = CombinedPairs({"a": a, "b": b}), CombinedPairs({"a": a, "b": b}, repeat={"b": 3})
+    train = [p.name for p in thrice.pairs("train")]
+    assert len(train) == len(once.pairs("train")) + 2 * len(b.pairs("train")) == 16
+    b_train = [p.name for p in b.pairs("train")]
+    assert train[4:] == [f"b_{n}" for n in b_train] + [f"b_{n}#{k}" for k in (2, 3) for n in b_train]
+    for split in ("val", "b_test"):
+        assert [p.name for p in thrice.pairs(split)] == [p.name for p in once.pairs(split)]
+    sets = NIRDataModule(thrice, crop_size=64, leakage="error").check()  # copies are not leaks
+    assert len(sets["train"]) == 16 and len(sets["val"]) == 2
+    for bad, match in (({"c": 2}, "no such source"), ({"b": 0}, "whole number"), ({"b": 1.5}, "whole number")):
+        with pytest.raises(DatasetError, match=match):
+            CombinedPairs({"a": a, "b": b}, repeat=bad)
+
+
 def test_folder_trains_with_fast_dev_run(tmp_path: Path) -> None:
     from hydra import compose, initialize_config_dir
 
