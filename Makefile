@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PIP) install -q -r requirements.lock
 	$(PIP) install -q --no-deps -e .
 	$(PY) -m nir_colorize.metrics.lpips_weights --prepare || echo "LPIPS weights not prepared (see README)"
+	$(PY) -c "from nir_colorize.fusion.fused import warm; warm()"  # the WLS solver's numba kernels, compiled once
 	touch $(STAMP)
 
 demo: install

@@ -8,7 +8,7 @@
    whole BFWLS.
 2. On the benchmark set (``BENCH_SET``: the two full-resolution nirscene1 frames, country and urban, and eight
    nirscene1 frames of old buildings, streets, interiors and water, 384x256 upscaled): per image the exact WLS
-   (``pcg``) time and CG iterations, the direct solve (SciPy SuperLU, its fastest ordering) and their ratio, and
+   (``pcg``) time and CG iterations, the same solve in torch alone (``fused=False``), the direct solve (SciPy SuperLU, its fastest ordering) and their ratio, and
    the max abs difference (the SPEC's "exact" is 1/510); then the spread over the set.
 ``--orderings`` times every SuperLU ordering on the first image (which one is the fastest direct solve).
 """
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from nir_colorize.data.dataset import to_tensor
 from nir_colorize.data.io import read_nir, read_rgb
-from nir_colorize.fusion import SOLVERS, bfwls, wls_smooth
+from nir_colorize.fusion import SOLVERS, bfwls, fused, wls_smooth
 from nir_colorize.fusion.wls import DIRECT_ORDERINGS, solve_direct, wls_weights
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "sample"
@@ -104,6 +104,12 @@ def bench_image(name: str, size: tuple[int, int], device: str, repeat: int, dire
     out, walls, cpus = timed(lambda: wls_smooth(image), repeat, device)
     row = {"name": name, "source_size": source, "upscaled": source[0] < size[0], "iterations": info["iterations"][0],
            "pcg": _stats(walls, cpus)}
+    if device == "cpu" and fused.AVAILABLE:  # the same solve in torch alone (no fused kernels), measured beside it
+        torch_info: dict = {}
+        wls_smooth(image, fused=False, info=torch_info)
+        _, walls, cpus = timed(lambda: wls_smooth(image, fused=False), repeat, device)
+        row["torch"] = _stats(walls, cpus) | {"iterations": torch_info["iterations"][0]}
+        row["speedup_vs_torch"] = row["torch"]["median_s"] / row["pcg"]["median_s"]
     if direct:
         ref, row["direct"] = time_direct(image, direct)
         row["direct_ordering"] = direct
@@ -119,6 +125,10 @@ def spread(rows: list[dict]) -> dict:
            "slowest": rows[times.index(max(times))]["name"],
            "iterations_median": statistics.median(r["iterations"] for r in rows),
            "iterations_max": max(r["iterations"] for r in rows)}
+    if all("torch" in r for r in rows):
+        torch_times = [r["torch"]["median_s"] for r in rows]
+        out |= {"torch_median_s": statistics.median(torch_times), "torch_max_s": max(torch_times),
+                "speedup_vs_torch_median": statistics.median(r["speedup_vs_torch"] for r in rows)}
     if all("speedup_vs_direct" in r for r in rows):
         out["speedup_min"] = min(r["speedup_vs_direct"] for r in rows)
         out["max_abs_diff_vs_direct"] = max(r["max_abs_diff_vs_direct"] for r in rows)
@@ -178,18 +188,21 @@ def run(size: tuple[int, int] = (1024, 680), device: str = "cpu", repeat: int = 
 def set_markdown(result: dict) -> list[str]:
     """The benchmark-set table (one row per image, then the spread)."""
     w, h = result["size"]
-    lines = [f"| image ({w}x{h}) | source | CG iterations | pcg s (min-max) | direct s | x direct | max diff to direct |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [f"| image ({w}x{h}) | source | CG iterations | pcg s (min-max) | torch alone s (its iterations) | "
+             "direct s | x direct | max diff to direct |", "|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         src = "x".join(map(str, r["source_size"])) + (" upscaled" if r["upscaled"] else "")
         p = r["pcg"]
+        alone = f"{r['torch']['median_s']:.3f} ({r['torch']['iterations']})" if "torch" in r else ""
         direct = (f"{r['direct']['median_s']:.2f} | {r['speedup_vs_direct']:.0f} | {r['max_abs_diff_vs_direct']:.1e}"
                   if "direct" in r else "| |")
         lines.append(f"| {r['name']} | {src} | {r['iterations']} | {p['median_s']:.3f} ({p['min_s']:.3f}-{p['max_s']:.3f})"
-                     f" | {direct} |")
+                     f" | {alone} | {direct} |")
     s = result["spread"]
     lines += ["", f"Over the {s['images']} images: pcg median {s['pcg_median_s']:.3f} s, worst {s['pcg_max_s']:.3f} s "
               f"({s['slowest']}); iterations median {s['iterations_median']:g}, max {s['iterations_max']}"
+              + (f"; torch alone (no fused kernels) median {s['torch_median_s']:.3f} s, worst {s['torch_max_s']:.3f} s "
+                 f"(fused kernels {s['speedup_vs_torch_median']:.2f}x faster, median)" if "torch_median_s" in s else "")
               + (f"; speed-up over direct at least {s['speedup_min']:.0f}x; max difference to direct "
                  f"{s['max_abs_diff_vs_direct']:.1e} (exact: <= 1/510 = 2.0e-03)" if "speedup_min" in s else "") + "."]
     return lines
