@@ -34,12 +34,14 @@ def operator(image: torch.Tensor) -> Laplacian5:
 
 def test_elimination_kernels_match_torch_on_every_level(urban):
     """restrict / interpolate of the fused kernels equal torch's ``_Elimination`` at every level, odd sizes too."""
+    from nir_colorize.fusion.multigrid import _Elimination
+
     op = operator(urban[:, 101:298, 333:564])  # 197 x 231: odd sides, padded levels
     mg = Multigrid(op, coarse_size=16, fused=True)
     assert len(mg.levels) >= 5
     gen = torch.Generator().manual_seed(0)
-    for k, (o, level) in enumerate(zip(mg.ops, mg.levels, strict=True)):
-        lv = mg.cycle.levels[k]
+    for k, o in enumerate(mg.ops):
+        level, lv = _Elimination(o.m, o.ax, o.ay), mg.cycle.levels[k]
         r = torch.randn(o.ax.shape, generator=gen)
         b_c, partial = level.restrict(r.clone())
         b_c, partial = b_c.clone(), [p.clone() for p in partial]
@@ -67,7 +69,7 @@ def test_line_solves_are_exact_tridiagonal_solves(urban):
         T = np.vstack([np.r_[0, -ay[:-1, j]], d[:, j], np.r_[-ay[:-1, j], 0]])
         assert np.allclose(x[0, :, j], scipy.linalg.solve_banded((1, 1), T, b[0, :, j]), rtol=1e-4, atol=1e-6)
     x = np.zeros_like(b)
-    fused.SERIAL.row_step(b, x, *lv["op"], *lv["rows"], lv["blocks"], 1)  # from x = 0: the residual is b
+    fused.SERIAL.row_step(b, x, *lv["op"], *lv["rows"], *lv["blocks"], 1)  # from x = 0: the residual is b
     for i in (0, 31, 62):
         T = np.vstack([np.r_[0, -ax[i, :-1]], d[i], np.r_[-ax[i, :-1], 0]])
         assert np.allclose(x[0, i], scipy.linalg.solve_banded((1, 1), T, b[0, i]), rtol=1e-4, atol=1e-6)
@@ -157,3 +159,23 @@ def test_fused_kernels_apply_only_where_they_can(urban, monkeypatch):
     assert Multigrid(op, fused=False).cycle is None
     monkeypatch.setenv("NIR_COLORIZE_FUSED", "0")
     assert Multigrid(op).cycle is None
+
+
+def test_fused_elimination_equals_torch_bit_for_bit(urban):
+    """The fused set-up of every level (odd sides included) gives torch's ``_Elimination`` arrays exactly."""
+    from nir_colorize.fusion.multigrid import _Elimination
+
+    op = operator(urban[:, 101:298, 333:564])  # 197 x 231
+    m, ax, ay = op.m, op.ax, op.ay
+    levels = 0
+    while m.shape[-2] * m.shape[-1] > 16:
+        expected = _Elimination(m, ax, ay)
+        for kern in (fused.SERIAL, fused.PARALLEL):
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(fused, "kernels", lambda pixels, kern=kern: (kern, 1))
+                got = fused.Elimination(m, ax, ay)
+            for a, b in zip((*got.phase_coefs, *got.coarse), (*expected.phase_coefs, *expected.coarse), strict=True):
+                assert torch.equal(a, b.contiguous()), levels
+        m, ax, ay = expected.coarse
+        levels += 1
+    assert levels >= 5

@@ -147,20 +147,154 @@ def _column_step(b, x, d, ax, ay, c, invp, e, y, zero, strips):
                         xr[j] += yr[j]
 
 
-def _solve_row_block(b, x, d, ax, ay, c, invp, e, n, i0, cnt, rows):
-    """The residual of rows ``i0 .. i0 + cnt`` into ``rows`` and their line solves there (interleaved)."""
+def _solve_row_block(b, x, d, ax, ay, c, invp, e, n, blk, cnt, rows, lines):
+    """Block ``blk`` of ``ROWS`` rows: their residual (into ``rows``, (ROWS, W)), then their line solves in
+    ``lines`` ((W, ROWS): the block transposed, so that each step along the rows is one vector operation over the
+    block's ``ROWS`` independent recurrences). ``c``, ``invp``, ``e``: the factors in the same layout, (N, blocks,
+    W, ROWS); rows past ``cnt`` (the image's last block) are zero."""
     W = b.shape[2]
+    i0 = blk * ROWS
     for k in range(cnt):
         _residual_row(b, x, d, ax, ay, n, i0 + k, 0, W, rows[k])
-    cb, pb, eb = c[n, i0:i0 + cnt], invp[n, i0:i0 + cnt], e[n, i0:i0 + cnt]
+    for k in range(cnt, ROWS):
+        rows[k, :] = 0.0
+    for j in range(W):
+        lj = lines[j]
+        for k in range(ROWS):
+            lj[k] = rows[k, j]
+    cb, pb, eb = c[n, blk], invp[n, blk], e[n, blk]
     for j in range(1, W):
-        for k in range(cnt):
-            rows[k, j] += cb[k, j] * rows[k, j - 1]
-    for k in range(cnt):
-        rows[k, W - 1] *= pb[k, W - 1]
-    for j in range(W - 2, -1, -1):
-        for k in range(cnt):
-            rows[k, j] = pb[k, j] * rows[k, j] + eb[k, j] * rows[k, j + 1]
+        lj, lp, cj = lines[j], lines[j - 1], cb[j]
+        for k in range(ROWS):
+            lj[k] += cj[k] * lp[k]
+    for k in range(ROWS):
+        lines[W - 1, k] *= pb[W - 1, k]
+    for jj in range(W - 1):
+        j = W - 2 - jj
+        lj, ln, pj, ej = lines[j], lines[j + 1], pb[j], eb[j]
+        for k in range(ROWS):
+            lj[k] = pj[k] * lj[k] + ej[k] * ln[k]
+
+
+def _at(a, n, i, j, fill):
+    """``a[n, i, j]``, or ``fill`` outside the array (the dummy row / column that makes odd sides even)."""
+    return a[n, i, j] if i < a.shape[1] and j < a.shape[2] else fill
+
+
+def _split(a, b, c, d, tiny):
+    """1.0 where path a-b has the larger series conductance, else 0.0 (``multigrid._split``)."""
+    p = a * b / max(a + b, tiny)
+    q = c * d / max(c + d, tiny)
+    return np.float32(1.0) if p >= q else np.float32(0.0)
+
+
+def _eliminate(m, ax, ay, cf, w, coarse):
+    """``multigrid._Elimination`` set-up in float32, the same operations in the same order (the same bits):
+    ``cf`` gets the 15 phase coefficient arrays (aw, ae, an, as, bn, bs, bw, be, nw, ne, sw, se, k1, k2, k3),
+    ``coarse`` (m, ax, ay) of the next grid; ``w``: (16, N, H/2, W/2) work arrays. Each pass reads its
+    predecessors' results at neighbouring points (the torch code's shifts), so passes are separate loops."""
+    aw, ae, an, as_, bn, bs, bw, be, nw, ne, sw, se, k1, k2, k3 = cf
+    m_ee, cx, cy = coarse
+    t1, t2, m_oo, q1, q2, q3, q4, q5, q6, up_, left, t3, d1, d2, f, g = w
+    N, Hh, Wh = m_ee.shape
+    zero, one, two, tiny = np.float32(0.0), np.float32(1.0), np.float32(2.0), np.float32(1e-30)
+    for n in range(N):
+        for i in prange(Hh):
+            for j in range(Wh):
+                fi, fj = 2 * i, 2 * j  # the fine grid's even-even point
+                aw[n, i, j] = _at(ax, n, fi, fj, zero)
+                ae[n, i, j] = _at(ax, n, fi, fj + 1, zero)
+                an[n, i, j] = _at(ay, n, fi - 1, fj + 1, zero) if i > 0 else zero
+                as_[n, i, j] = _at(ay, n, fi, fj + 1, zero)
+                bn[n, i, j] = _at(ay, n, fi, fj, zero)
+                bs[n, i, j] = _at(ay, n, fi + 1, fj, zero)
+                bw[n, i, j] = _at(ax, n, fi + 1, fj - 1, zero) if j > 0 else zero
+                be[n, i, j] = _at(ax, n, fi + 1, fj, zero)
+                m_eo, m_oe = _at(m, n, fi, fj + 1, one), _at(m, n, fi + 1, fj, one)
+                a1 = one / ((((m_eo + aw[n, i, j]) + ae[n, i, j]) + an[n, i, j]) + as_[n, i, j])
+                a2 = one / ((((m_oe + bn[n, i, j]) + bs[n, i, j]) + bw[n, i, j]) + be[n, i, j])
+                k1[n, i, j], k2[n, i, j] = a1, a2
+                t1[n, i, j], t2[n, i, j] = m_eo * a1, m_oe * a2
+                m_ee[n, i, j] = _at(m, n, fi, fj, one)
+                m_oo[n, i, j] = _at(m, n, fi + 1, fj + 1, one)
+                q1[n, i, j] = (bn[n, i, j] * bw[n, i, j]) * a2
+                q2[n, i, j] = (aw[n, i, j] * an[n, i, j]) * a1
+                q3[n, i, j] = (ae[n, i, j] * an[n, i, j]) * a1
+                q4[n, i, j] = (bs[n, i, j] * bw[n, i, j]) * a2
+                q5[n, i, j] = (bw[n, i, j] * be[n, i, j]) * a2
+                q6[n, i, j] = (an[n, i, j] * as_[n, i, j]) * a1
+                cx[n, i, j] = (aw[n, i, j] * ae[n, i, j]) * a1
+                cy[n, i, j] = (bn[n, i, j] * bs[n, i, j]) * a2
+        for i in prange(Hh):
+            for j in range(Wh):
+                left_ = ae[n, i, j - 1] * t1[n, i, j - 1] if j > 0 else zero
+                up = bs[n, i - 1, j] * t2[n, i - 1, j] if i > 0 else zero
+                m_ee[n, i, j] = (((m_ee[n, i, j] + aw[n, i, j] * t1[n, i, j]) + left_) + bn[n, i, j] * t2[n, i, j]) + up
+                down = an[n, i + 1, j] * t1[n, i + 1, j] if i < Hh - 1 else zero
+                right = bw[n, i, j + 1] * t2[n, i, j + 1] if j < Wh - 1 else zero
+                m_oo[n, i, j] = (((m_oo[n, i, j] + as_[n, i, j] * t1[n, i, j]) + down) + be[n, i, j] * t2[n, i, j]) + right
+                nw[n, i, j] = (aw[n, i, j] * as_[n, i, j]) * k1[n, i, j] + (bn[n, i, j] * be[n, i, j]) * k2[n, i, j]
+                ne[n, i, j] = (ae[n, i, j] * as_[n, i, j]) * k1[n, i, j] + (q1[n, i, j + 1] if j < Wh - 1 else zero)
+                sw[n, i, j] = (q2[n, i + 1, j] if i < Hh - 1 else zero) + (bs[n, i, j] * be[n, i, j]) * k2[n, i, j]
+                se[n, i, j] = (q3[n, i + 1, j] if i < Hh - 1 else zero) + (q4[n, i, j + 1] if j < Wh - 1 else zero)
+                q5[n, i, j] = two * (q5[n, i, j + 1] if j < Wh - 1 else zero)  # long_x (row i only: in place is safe)
+        for i in prange(Hh):
+            for j in range(Wh):
+                t1[n, i, j] = two * (q6[n, i + 1, j] if i < Hh - 1 else zero)  # long_y (t1 is free now)
+        for i in prange(Hh):
+            for j in range(Wh):
+                up_[n, i, j] = _split(ne[n, i, j], nw[n, i, j + 1] if j < Wh - 1 else zero,
+                                      se[n, i, j], sw[n, i, j + 1] if j < Wh - 1 else zero, tiny)
+                left[n, i, j] = _split(sw[n, i, j], nw[n, i + 1, j] if i < Hh - 1 else zero,
+                                       se[n, i, j], ne[n, i + 1, j] if i < Hh - 1 else zero, tiny)
+        for i in prange(Hh):
+            for j in range(Wh):
+                lx, ly, u, lf = q5[n, i, j], t1[n, i, j], up_[n, i, j], left[n, i, j]
+                lo, rt = one - u, one - lf
+                lx_l = q5[n, i, j - 1] * up_[n, i, j - 1] if j > 0 else zero
+                ly_u = t1[n, i - 1, j] * left[n, i - 1, j] if i > 0 else zero
+                ly_ur = t1[n, i - 1, j] * (one - left[n, i - 1, j]) if i > 0 else zero
+                lx_ll = q5[n, i, j - 1] * (one - up_[n, i, j - 1]) if j > 0 else zero
+                f[n, i, j] = (nw[n, i, j] + lx_l) + ly_u  # the corners, kept apart until every point has read them
+                g[n, i, j] = (ne[n, i, j] + lx * u) + ly_ur
+                t3[n, i, j] = (sw[n, i, j] + lx_ll) + ly * lf
+                d1[n, i, j] = (se[n, i, j] + lx * lo) + ly * rt
+        for i in prange(Hh):
+            for j in range(Wh):
+                nw[n, i, j], ne[n, i, j], sw[n, i, j], se[n, i, j] = f[n, i, j], g[n, i, j], t3[n, i, j], d1[n, i, j]
+                a3 = one / ((((m_oo[n, i, j] + nw[n, i, j]) + ne[n, i, j]) + sw[n, i, j]) + se[n, i, j])
+                k3[n, i, j] = a3
+                t3[n, i, j] = m_oo[n, i, j] * a3
+        for i in prange(Hh):
+            for j in range(Wh):
+                a3 = k3[n, i, j]
+                v = m_ee[n, i, j] + nw[n, i, j] * t3[n, i, j]
+                v = v + (ne[n, i, j - 1] * t3[n, i, j - 1] if j > 0 else zero)
+                v = v + (sw[n, i - 1, j] * t3[n, i - 1, j] if i > 0 else zero)
+                m_ee[n, i, j] = v + (se[n, i - 1, j - 1] * t3[n, i - 1, j - 1] if i > 0 and j > 0 else zero)
+                up = (sw[n, i - 1, j] * se[n, i - 1, j]) * k3[n, i - 1, j] if i > 0 else zero
+                f[n, i, j] = (cx[n, i, j] + (nw[n, i, j] * ne[n, i, j]) * a3) + up  # cx of step 2
+                lf = (ne[n, i, j - 1] * se[n, i, j - 1]) * k3[n, i, j - 1] if j > 0 else zero
+                g[n, i, j] = (cy[n, i, j] + (nw[n, i, j] * sw[n, i, j]) * a3) + lf  # cy of step 2
+                d1[n, i, j] = ((two * nw[n, i, j]) * se[n, i, j]) * a3
+                d2[n, i, j] = ((two * ne[n, i, j]) * sw[n, i, j]) * a3
+        for i in prange(Hh):
+            for j in range(Wh):
+                cxr = f[n, i, j]
+                cy_r = g[n, i, j + 1] if j < Wh - 1 else zero
+                cx_d = f[n, i + 1, j] if i < Hh - 1 else zero
+                up_[n, i, j] = _split(cxr, cy_r, g[n, i, j], cx_d, tiny)  # f1 (g1 = 1 - f1)
+                left[n, i, j] = _split(cxr, g[n, i, j], cy_r, cx_d, tiny)  # f2 (g2 = 1 - f2)
+        for i in prange(Hh):
+            for j in range(Wh):
+                f1, f2 = up_[n, i, j], left[n, i, j]
+                a, b_ = d1[n, i, j], d2[n, i, j]
+                up1 = d1[n, i - 1, j] * (one - up_[n, i - 1, j]) if i > 0 else zero
+                up2 = d2[n, i - 1, j] * (one - left[n, i - 1, j]) if i > 0 else zero
+                cx[n, i, j] = (((f[n, i, j] + a * f1) + up1) + b_ * f2) + up2
+                l1 = d1[n, i, j - 1] * up_[n, i, j - 1] if j > 0 else zero
+                l2 = d2[n, i, j - 1] * (one - left[n, i, j - 1]) if j > 0 else zero
+                cy[n, i, j] = (((g[n, i, j] + l1) + a * (one - f1)) + b_ * f2) + l2
 
 
 def _ordered_sum(values):
@@ -171,17 +305,19 @@ def _ordered_sum(values):
     return acc
 
 
-def _add_rows(x, n, i0, cnt, rows):
+def _add_rows(x, n, i0, cnt, lines):
+    """``x[n, i0 + k] += lines[:, k]`` for ``k < cnt`` (a block solved by ``_solve_row_block``)."""
     W = x.shape[2]
     for k in range(cnt):
-        xr, dr = x[n, i0 + k], rows[k]
+        xr = x[n, i0 + k]
         for j in range(W):
-            xr[j] += dr[j]
+            xr[j] += lines[j, k]
 
 
-def _row_step(b, x, d, ax, ay, c, invp, e, y, strips):
-    """``x <- x + T_row^-1 (b - A x)``; ``y``: (>= strips, 3, ROWS, W) work array. Rows go in blocks of ``ROWS``
-    whose recurrences interleave, the blocks in ``strips`` (one per thread). A block's update waits until the
+def _row_step(b, x, d, ax, ay, c, invp, e, rows, y, strips):
+    """``x <- x + T_row^-1 (b - A x)``; ``c``, ``invp``, ``e``: the row factors blocked (``block_rows``); ``rows``:
+    (>= strips, ROWS, W) and ``y``: (>= strips, 3, W, ROWS) work arrays. Rows go in blocks of ``ROWS`` (solved
+    together, ``_solve_row_block``), the blocks in ``strips`` (one per thread). A block's update waits until the
     next block's residual has read its old rows; the first and last block of each strip wait for all strips."""
     N, H, W = b.shape
     blocks = (H + ROWS - 1) // ROWS
@@ -190,11 +326,9 @@ def _row_step(b, x, d, ax, ay, c, invp, e, y, strips):
             b0, b1 = t * blocks // strips, (t + 1) * blocks // strips
             for blk in range(b0, b1):
                 slot = 2 if blk == b0 else blk % 2
-                i0 = blk * ROWS
-                _solve_row_block(b, x, d, ax, ay, c, invp, e, n, i0, min(ROWS, H - i0), y[t, slot])
+                _solve_row_block(b, x, d, ax, ay, c, invp, e, n, blk, min(ROWS, H - blk * ROWS), rows[t], y[t, slot])
                 if blk - 1 > b0:
-                    i0 = (blk - 1) * ROWS
-                    _add_rows(x, n, i0, ROWS, y[t, (blk - 1) % 2])
+                    _add_rows(x, n, (blk - 1) * ROWS, ROWS, y[t, (blk - 1) % 2])
         for t in prange(strips):
             b0, b1 = t * blocks // strips, (t + 1) * blocks // strips
             if b1 > b0:
@@ -386,7 +520,7 @@ class _Kernels:
     """The kernels compiled serial (``parallel=False``) or multi-threaded, on first use (cached on disk)."""
 
     NAMES = ("factor_lines", "column_step", "row_step", "residual", "jacobi_from_zero", "jacobi_step", "restrict",
-             "interpolate_add", "apply_dot", "cg_update", "dot", "new_direction")
+             "interpolate_add", "apply_dot", "cg_update", "dot", "new_direction", "eliminate")
 
     def __init__(self, parallel: bool) -> None:
         import types
@@ -405,6 +539,8 @@ if AVAILABLE:
     _solve_row_block = njit(cache=True, nogil=True)(_solve_row_block)
     _add_rows = njit(cache=True, nogil=True)(_add_rows)
     _ordered_sum = njit(cache=True, nogil=True)(_ordered_sum)
+    _at = njit(cache=True, nogil=True)(_at)
+    _split = njit(cache=True, nogil=True)(_split)
     SERIAL, PARALLEL = _Kernels(False), _Kernels(True)
 
 
@@ -444,6 +580,32 @@ def _np(t) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
+def block_rows(a: np.ndarray, fill: float) -> np.ndarray:
+    """(N, H, W) ``a`` as (N, blocks, W, ROWS): each block of ``ROWS`` rows transposed (rows past H: ``fill``)."""
+    N, H, W = a.shape
+    blocks = -(-H // ROWS)
+    padded = np.full((N, blocks * ROWS, W), fill, np.float32)
+    padded[:, :H] = a
+    return np.ascontiguousarray(padded.reshape(N, blocks, ROWS, W).transpose(0, 1, 3, 2))
+
+
+class Elimination:
+    """``multigrid._Elimination``'s set-up in one fused kernel (same bits): ``phase_coefs`` and ``coarse`` as
+    torch tensors sharing the kernel's arrays; ``restrict`` / ``interpolate`` are ``Cycle``'s."""
+
+    def __init__(self, m, ax, ay) -> None:
+        import torch
+
+        N, H, W = m.shape
+        half = (N, -(-H // 2), -(-W // 2))
+        cf = tuple(np.empty(half, np.float32) for _ in range(15))
+        coarse = tuple(np.empty(half, np.float32) for _ in range(3))
+        kern, _ = kernels(half[1] * half[2])
+        kern.eliminate(_np(m), _np(ax), _np(ay), cf, tuple(np.empty((16, *half), np.float32)), coarse)
+        self.phase_coefs = tuple(torch.from_numpy(c) for c in cf)
+        self.coarse = tuple(torch.from_numpy(c) for c in coarse)
+
+
 class Cycle:
     """``Multigrid``'s V-cycle in fused kernels: on the first ``line_depth`` grids (None: all) alternating exact
     line solves (columns then rows before the coarse correction, rows then columns after), one damped-Jacobi
@@ -465,12 +627,14 @@ class Cycle:
                   "partial": tuple(np.empty(coarse_shape, np.float32) for _ in range(3)),
                   "b_c": np.empty(coarse_shape, np.float32), "x_c": np.empty(coarse_shape, np.float32),
                   "res": np.empty(shape, np.float32), "work": np.empty(shape[1:], np.float32),
-                  "blocks": np.empty((numba.config.NUMBA_NUM_THREADS, 3, ROWS, shape[2]), np.float32)}
+                  "blocks": (np.empty((numba.config.NUMBA_NUM_THREADS, ROWS, shape[2]), np.float32),
+                             np.empty((numba.config.NUMBA_NUM_THREADS, 3, shape[2], ROWS), np.float32))}
             if k < depth:
                 lv["cols"] = tuple(np.empty(shape, np.float32) for _ in range(3))
-                lv["rows"] = tuple(np.empty(shape, np.float32) for _ in range(3))
+                rows = tuple(np.empty(shape, np.float32) for _ in range(3))
                 kern.factor_lines(lv["op"][0], lv["op"][2], *lv["cols"], False, strips)
-                kern.factor_lines(lv["op"][0], lv["op"][1], *lv["rows"], True, strips)
+                kern.factor_lines(lv["op"][0], lv["op"][1], *rows, True, strips)
+                lv["rows"] = tuple(block_rows(a, fill) for a, fill in zip(rows, (0.0, 1.0, 0.0), strict=True))
             else:
                 lv["s"] = _np(omega * o.inv_diag)
             self.levels.append(lv)
@@ -488,7 +652,7 @@ class Cycle:
         lines = "cols" in lv
         if lines:
             kern.column_step(b, x, *op, *lv["cols"], work, True, strips)
-            kern.row_step(b, x, *op, *lv["rows"], blocks, strips)
+            kern.row_step(b, x, *op, *lv["rows"], *blocks, strips)
         else:
             kern.jacobi_from_zero(b, lv["s"], x)
         kern.residual(b, x, *op, lv["res"])
@@ -496,7 +660,7 @@ class Cycle:
         self(lv["b_c"], lv["x_c"], k + 1)
         kern.interpolate_add(lv["x_c"], lv["cf"], *lv["partial"], x)
         if lines:
-            kern.row_step(b, x, *op, *lv["rows"], blocks, strips)
+            kern.row_step(b, x, *op, *lv["rows"], *blocks, strips)
             kern.column_step(b, x, *op, *lv["cols"], work, False, strips)
         else:
             kern.jacobi_step(b, x, *op, lv["s"], work)

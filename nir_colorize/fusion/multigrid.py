@@ -460,9 +460,11 @@ class Multigrid:
         self.ops: list[Laplacian5] = []
         self.levels: list[_Elimination] = []
         m, ax, ay = op.m, op.ax, op.ay
+        if fused:
+            _fused.use_torch_threads()
         while m.shape[-2] * m.shape[-1] > coarse_size:
             self.ops.append(op if not self.ops else Laplacian5(m, ax, ay))
-            self.levels.append(_Elimination(m, ax, ay))
+            self.levels.append(_fused.Elimination(m, ax, ay) if fused else _Elimination(m, ax, ay))
             m, ax, ay = self.levels[-1].coarse
         depth = 0 if smoother == "jacobi" else len(self.ops) if line_depth is None else line_depth
         self.lines = [(_LineSolve(o.diag, o.ay, -2, line_levels), _LineSolve(o.diag, o.ax, -1, line_levels))
