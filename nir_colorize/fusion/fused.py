@@ -2,7 +2,7 @@
 
 Hand-written because torch runs each stencil term as its own pass over the image (~40 passes per CG iteration
 at 1024 x 680, memory-bound, plus op overhead on the small grids); here a whole smoothing, residual or transfer
-step is one loop: 1.9-2.2x faster on ``bench.fusion.BENCH_SET`` (2 threads) and 2x on one thread. The
+step is one loop: 2.5x faster on ``bench.fusion.BENCH_SET`` (median, 2 threads) and 2x on one thread. The
 elimination hierarchy is torch's (``multigrid.Multigrid`` builds it; ``Cycle`` shares its arrays). Line
 steps are exact tridiagonal (Thomas) solves along every column or row of the residual (line Jacobi: ``2 T - A``
 is similar to ``A`` by a +-1 sign pattern, hence positive definite, so every step contracts in the A-norm and
@@ -609,14 +609,14 @@ class Elimination:
 class Cycle:
     """``Multigrid``'s V-cycle in fused kernels: on the first ``line_depth`` grids (None: all) alternating exact
     line solves (columns then rows before the coarse correction, rows then columns after), one damped-Jacobi
-    sweep before and after on the grids below, the coarsest solved by its dense inverse. Built from a torch
-    ``Multigrid`` (its elimination hierarchy), whose arrays it shares."""
+    sweep before and after on the grids below, the coarsest solved by its dense inverse. Built from a
+    ``Multigrid`` (its elimination hierarchy, ``Elimination``), whose arrays it shares; ``Multigrid`` has set the
+    thread count (``use_torch_threads``)."""
 
-    def __init__(self, mg, line_depth: int | None = None, omega: float = 0.8) -> None:
+    def __init__(self, mg, line_depth: int | None = 1, omega: float = 0.8) -> None:
         import torch
 
         depth = len(mg.ops) if line_depth is None else line_depth
-        use_torch_threads()
         self.levels = []
         for k, (o, level) in enumerate(zip(mg.ops, mg.levels, strict=True)):
             shape = tuple(o.ax.shape)
@@ -626,10 +626,11 @@ class Cycle:
                   "cf": tuple(_np(c) for c in level.phase_coefs),
                   "partial": tuple(np.empty(coarse_shape, np.float32) for _ in range(3)),
                   "b_c": np.empty(coarse_shape, np.float32), "x_c": np.empty(coarse_shape, np.float32),
-                  "res": np.empty(shape, np.float32), "work": np.empty(shape[1:], np.float32),
-                  "blocks": (np.empty((numba.config.NUMBA_NUM_THREADS, ROWS, shape[2]), np.float32),
-                             np.empty((numba.config.NUMBA_NUM_THREADS, 3, shape[2], ROWS), np.float32))}
+                  "res": np.empty(shape, np.float32), "work": np.empty(shape[1:], np.float32)}
             if k < depth:
+                threads = numba.config.NUMBA_NUM_THREADS  # row_step's work rows: a set per strip
+                lv["blocks"] = (np.empty((threads, ROWS, shape[2]), np.float32),
+                                np.empty((threads, 3, shape[2], ROWS), np.float32))
                 lv["cols"] = tuple(np.empty(shape, np.float32) for _ in range(3))
                 rows = tuple(np.empty(shape, np.float32) for _ in range(3))
                 kern.factor_lines(lv["op"][0], lv["op"][2], *lv["cols"], False, strips)
@@ -648,11 +649,11 @@ class Cycle:
             return x
         lv = self.levels[k]
         kern, strips = kernels(b.shape[1] * b.shape[2])
-        op, work, blocks = lv["op"], lv["work"], lv["blocks"]
+        op, work = lv["op"], lv["work"]
         lines = "cols" in lv
         if lines:
             kern.column_step(b, x, *op, *lv["cols"], work, True, strips)
-            kern.row_step(b, x, *op, *lv["rows"], *blocks, strips)
+            kern.row_step(b, x, *op, *lv["rows"], *lv["blocks"], strips)
         else:
             kern.jacobi_from_zero(b, lv["s"], x)
         kern.residual(b, x, *op, lv["res"])
@@ -660,7 +661,7 @@ class Cycle:
         self(lv["b_c"], lv["x_c"], k + 1)
         kern.interpolate_add(lv["x_c"], lv["cf"], *lv["partial"], x)
         if lines:
-            kern.row_step(b, x, *op, *lv["rows"], *blocks, strips)
+            kern.row_step(b, x, *op, *lv["rows"], *lv["blocks"], strips)
             kern.column_step(b, x, *op, *lv["cols"], work, False, strips)
         else:
             kern.jacobi_step(b, x, *op, lv["s"], work)

@@ -24,7 +24,7 @@ of equal pixels) took up to 33; 5 cyclic-reduction steps per line solve instead 
 
 On the CPU (float32, the WLS system) the V-cycle runs in fused numba kernels instead (``fused.py``, ``fused=``):
 the same elimination hierarchy, built here, but exact (Thomas) line solves, and each smoothing or transfer
-step one pass over the grid instead of ~10 torch ops: 1.9-2.2x faster on the benchmark set at 1024 x 680.
+step one pass over the grid instead of ~10 torch ops: 2.5x faster on the benchmark set at 1024 x 680 (median).
 
 Arrays are ``(..., H, W)``; ``ax[..., i, j]`` couples ``(i, j)`` and ``(i, j + 1)`` (last column 0),
 ``ay[..., i, j]`` couples ``(i, j)`` and ``(i + 1, j)`` (last row 0).
@@ -300,7 +300,7 @@ class _Elimination:
                       ((aw, 0, 0), (ae, 0, 1), (an, 1, -Wh), (as_, 1, 0))]  # src 0: x_ee, 1: x_oo
         self.to_oe = [(_slice_coef(c * k2, sh), src, sh) for c, src, sh in
                       ((bn, 0, 0), (bs, 0, Wh), (bw, 1, -1), (be, 1, 0))]
-        # the same couplings as whole (..., H/2, W/2) phase arrays, for the fused kernels (fused.py)
+        # the same couplings as whole (..., H/2, W/2) phase arrays (what fused.Elimination computes; its tests compare)
         self.phase_coefs = (aw, ae, an, as_, bn, bs, bw, be, nw, ne, sw, se, k1, k2, k3)
 
     def restrict(self, b: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
@@ -451,7 +451,7 @@ class Multigrid:
                  fused: bool | None = None) -> None:
         if smoother not in ("lines", "jacobi"):
             raise ValueError(f"smoother must be 'lines' or 'jacobi', got {smoother!r}")
-        can_fuse = fused_kernels_apply(op, smoother, line_depth, coarse_size)
+        can_fuse = fused_kernels_apply(op, smoother, coarse_size)
         if fused and not can_fuse:
             raise ValueError("fused=True needs numba, a float32 CPU operator of unit mass, at least 2 x 2 pixels "
                              "and line smoothing")
@@ -518,9 +518,8 @@ class Multigrid:
         return x.view(b.shape)
 
 
-def fused_kernels_apply(op: Laplacian5, smoother: str = "lines", line_depth: int | None = 1,
-                        coarse_size: int = COARSE_SIZE) -> bool:
-    """Whether the fused CPU kernels (``fused.py``) can run the finest grid of ``Multigrid(op, ...)``."""
+def fused_kernels_apply(op: Laplacian5, smoother: str = "lines", coarse_size: int = COARSE_SIZE) -> bool:
+    """Whether the fused CPU kernels (``fused.py``) can run the V-cycle of ``Multigrid(op, ...)``."""
     H, W = op.ax.shape[-2:]
     return (_fused.AVAILABLE and op.unit_mass and op.ax.device.type == "cpu" and op.ax.dtype == torch.float32
             and smoother == "lines" and H >= 2 and W >= 2
