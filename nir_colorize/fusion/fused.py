@@ -2,8 +2,9 @@
 
 Hand-written because torch runs each stencil term as its own pass over the image (~40 passes per CG iteration
 at 1024 x 680, memory-bound, plus op overhead on the small grids); here a whole smoothing, residual or transfer
-step is one loop: 2.5x faster on ``bench.fusion.BENCH_SET`` (median, 2 threads) and 2x on one thread. The
-elimination hierarchy is torch's (``multigrid.Multigrid`` builds it; ``Cycle`` shares its arrays). Line
+step is one loop: 2.5x faster on ``bench.fusion.BENCH_SET`` (median, 2 threads) and 2x on one thread.
+``multigrid.Multigrid`` builds the hierarchy from ``Elimination`` (the set-up of ``multigrid._Elimination`` in
+one kernel, the same bits) and runs it with ``Cycle`` and ``pcg``. Line
 steps are exact tridiagonal (Thomas) solves along every column or row of the residual (line Jacobi: ``2 T - A``
 is similar to ``A`` by a +-1 sign pattern, hence positive definite, so every step contracts in the A-norm and
 the symmetric V-cycle stays a valid CG preconditioner). Each kernel is compiled serial and parallel (prange

@@ -7,7 +7,7 @@ guide (default: the image itself, per channel). That is the sparse 5-point syste
 
 - ``solver="pcg"`` (default): conjugate gradient preconditioned by an edge-adaptive multigrid
   V-cycle (``multigrid.py``), batched; on the CPU the V-cycle and the CG steps run in fused numba kernels
-  (``fused.py``, ~2x faster), on CUDA (or with ``fused=False``) in torch alone. It stops when the
+  (``fused.py``, ~2.5x faster), on CUDA (or with ``fused=False``) in torch alone. It stops when the
   residual ``r = g - A u`` has ``max |r| <= tol`` (default 0.99/510). ``A`` is an M-matrix whose rows sum
   to 1 (``A 1 = 1``), so ``A^-1 >= 0`` and ``A^-1 1 = 1``: ``max |u - u*| = max |A^-1 r| <= max |r|``.
   The stopping rule therefore *guarantees* ``max |u - u*| <= tol``: the SPEC's "exact", within 1/510 (half
@@ -105,8 +105,8 @@ def solve_pcg(g: torch.Tensor, ax: torch.Tensor, ay: torch.Tensor, tol: float = 
               fused: bool | None = None) -> torch.Tensor:
     """Solve ``(I + L(ax, ay)) u = g`` for (N, H, W) ``g`` to ``max |g - A u| <= tol`` (certified in float64).
 
-    ``fused``: the finest grid and the CG steps in fused numba kernels (``fused.py``; default: wherever they
-    apply, i.e. float32 on the CPU); False: torch alone.
+    ``fused``: the multigrid set-up, V-cycle and CG steps in fused numba kernels (``fused.py``; default: wherever
+    they apply, i.e. float32 on the CPU); False: torch alone.
 
     ``info``, if given, gets ``iterations`` (CG iterations, all passes) and ``residual`` (the certified max |r|).
     """
