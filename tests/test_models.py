@@ -281,6 +281,21 @@ def test_unet_vgg16_loads_the_offline_imagenet_features() -> None:
     assert out.shape == (1, 3, 70, 90) and out.min() >= 0 and out.max() <= 1
 
 
+def test_unet_vgg16_frozen_encoder_keeps_its_imagenet_weights_while_the_decoder_learns() -> None:
+    """``freeze_encoder``: an Adam step over all parameters (as the module builds it) moves the decoder only."""
+    net = build_model("unet_vgg16", encoder_weights="lpips_vgg16", freeze_encoder=True)
+    encoder = {k: v.clone() for k, v in net.core.encoder.state_dict().items()}
+    others = {k: v.clone() for k, v in net.named_parameters() if not k.startswith("core.encoder.")}
+    assert not any(p.requires_grad for p in net.core.encoder.parameters()) and others
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    nir = torch.rand(2, 1, 64, 64)
+    (net(nir) - torch.rand(2, 3, 64, 64)).abs().mean().backward()
+    opt.step()
+    assert all(torch.equal(v, encoder[k]) for k, v in net.core.encoder.state_dict().items())
+    moved = [k for k, v in net.named_parameters() if k in others and not torch.equal(v, others[k])]
+    assert len(moved) > len(others) // 2
+
+
 def test_nir_copy_baseline_repeats_the_nir_image() -> None:
     from nir_colorize.data.io import read_nir
 

@@ -24,10 +24,12 @@ DECODER_WIDTHS = (256, 128, 64, 32, 16)
 OUTPUT_STRIDE = 32
 
 
-def unet_vgg16(encoder_weights: str | Path | None = None) -> Colorizer:
+def unet_vgg16(encoder_weights: str | Path | None = None, freeze_encoder: bool = False) -> Colorizer:
     """``encoder_weights``: ``lpips_vgg16`` (ImageNet, offline), ``imagenet`` (smp's, needs the hub cache),
-    ``None`` (random) or a torchvision ``vgg16`` state-dict path."""
+    ``None`` (random) or a torchvision ``vgg16`` state-dict path. ``freeze_encoder``: train the decoder only
+    (no gradients through the encoder's weights; VGG16 has no batch norm, so nothing else changes)."""
     encoder = get_encoder(ENCODER, in_channels=1, depth=DEPTH, weights=None)
     encoder = WithInput(load_encoder_weights(encoder, ENCODER, imagenet.resolve(encoder_weights)))
+    encoder.requires_grad_(not freeze_encoder)
     core = Codec(encoder, unet_decoder(encoder.out_channels, DECODER_WIDTHS), tanh_head(DECODER_WIDTHS[-1]))
     return Colorizer(core, output_stride=OUTPUT_STRIDE)
