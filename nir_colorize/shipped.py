@@ -57,7 +57,10 @@ def load_shipped(model_id: str = DEFAULT_ID, **module_kwargs: Any):
     from nir_colorize.module import ColorizationModule
 
     meta = read_metadata(model_id)
-    module = ColorizationModule(model=meta["model"], **module_kwargs)
+    model = dict(meta["model"])
+    if "encoder_weights" in model:  # the shipped state dict holds every weight: no pretrained file is needed
+        model["encoder_weights"] = None
+    module = ColorizationModule(model=model, **module_kwargs)
     state = {k: v.float() for k, v in load_file(str(weights_path(model_id)), device="cpu").items()}
     module.net.load_state_dict(state, strict=True)
     return module.eval()
