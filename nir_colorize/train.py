@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from nir_colorize import CONFIG_DIR
+from nir_colorize.init_weights import init_weights, read_state
 from nir_colorize.module import ColorizationModule
 from nir_colorize.results import write_results
 from nir_colorize.testing import run_test_sets
@@ -29,9 +30,13 @@ def stage_labels(cfg: DictConfig) -> dict[str, str]:
 def run(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test the best checkpoint; returns the final callback metrics."""
     L.seed_everything(cfg.seed, workers=True)
+    init_from = cfg.get("init_from")
+    init_state = read_state(init_from) if init_from else None  # a bad init_from fails before any data is read
     out = Path(cfg.paths.output_dir)
     datamodule = instantiate(cfg.data)
     module = ColorizationModule(model=OmegaConf.to_container(cfg.model), **OmegaConf.to_container(cfg.module))
+    if init_from:
+        init_weights(module, init_from, init_state)
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=instantiate_callbacks(cfg),
                                      logger=instantiate_loggers(cfg) or False)
     for logger in trainer.loggers:

@@ -106,3 +106,14 @@ def test_one_line_keeps_the_head_and_counts_the_rest() -> None:
     assert "\n" not in line
     assert line.startswith("folder /d: 9 problem(s): /d/0.png: unreadable; /d/1.png: unreadable; /d/2.png")
     assert line.endswith("... and 6 more line(s) (in the run's log file, or with HYDRA_FULL_ERROR=1)")
+
+
+def test_bad_init_from(tmp_path: Path) -> None:
+    missing = tmp_path / "none.ckpt"
+    line = error_line(cli("train", tmp_path, f"init_from={missing}", "trainer.accelerator=cpu"), whole=False)
+    assert f"init_from={missing}: no such file or shipped model (shipped: reference)" in line
+    # the shipped VGG16 UNet into the default LinkNet
+    line = error_line(cli("train", tmp_path, "init_from=reference", "trainer.accelerator=cpu"), whole=False)
+    assert line.startswith("error: init_from=reference: its weights do not fit model=linknet (")
+    line = error_line(cli("train", tmp_path, "+experiment=reference_finetune", "trainer.accelerator=cpu"), whole=False)
+    assert line == "error: missing value for stage1_ckpt: pass stage1_ckpt=... on the command line"

@@ -76,3 +76,18 @@ def test_predict_and_eval_without_ckpt_path_use_the_shipped_model_offline(tmp_pa
     summary = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert summary["meta"]["checkpoint"] == f"shipped model_id={DEFAULT_ID}"
     assert summary["summary"]["testing"]["all"]["raw"]["images"] == 8
+
+
+def test_init_from_a_shipped_id_loads_its_weights_and_keeps_a_frozen_encoder() -> None:
+    """``train init_from=reference``: fine-tuning the shipped model; the network's frozen flags stay its own."""
+    from nir_colorize.init_weights import init_weights
+    from nir_colorize.module import ColorizationModule
+
+    model = read_metadata(DEFAULT_ID)["model"] | {"encoder_weights": None, "freeze_encoder": True}
+    module = ColorizationModule(model=model)
+    init_weights(module, DEFAULT_ID)
+    shipped = load_shipped(DEFAULT_ID).net.state_dict()
+    assert all(torch.equal(v, shipped[k]) for k, v in module.net.state_dict().items())
+    encoder = module.net.core.encoder
+    assert not any(p.requires_grad for p in encoder.parameters())
+    assert all(p.requires_grad for n, p in module.net.named_parameters() if not n.startswith("core.encoder."))

@@ -11,6 +11,7 @@ import torch
 
 from nir_colorize import eval as eval_entry
 from nir_colorize import train
+from nir_colorize.module import ColorizationModule
 from nir_colorize.utils.compose import compose_config
 from tests.conftest import train_cfg
 
@@ -66,6 +67,21 @@ def test_resume_from_last_checkpoint(trained_run: Path, tmp_path: Path) -> None:
     assert after["epoch"] == 2 and after["global_step"] == 9  # one more epoch of 3 steps, not a restart
     epochs = {int(r["epoch"]) for r in read_metrics(tmp_path / "resumed") if r.get("train/loss_epoch")}
     assert epochs == {2}
+
+
+def test_init_from_starts_a_fresh_run_from_the_checkpoints_weights(trained_run: Path, tmp_path: Path) -> None:
+    """``init_from``: the source's weights, a fresh optimiser and epoch count (``ckpt_path`` would resume)."""
+    best = trained_run / "checkpoints" / "best.ckpt"
+    source = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    # lr 0: the one step leaves the parameters as loaded (BatchNorm's running statistics still move)
+    train.run(train_cfg(tmp_path, f"init_from={best}", "module.lr=0", "trainer.max_epochs=1",
+                        "trainer.limit_train_batches=1", "test=false", name="init"))
+    after = torch.load(tmp_path / "init" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert after["epoch"] == 0 and after["global_step"] == 1  # a new run, not the source's resumed
+    fresh = ColorizationModule(model={"name": "linknet", "encoder_weights": None})
+    names = [n for n, _ in fresh.named_parameters()]
+    assert all(torch.equal(after["state_dict"][n], source[n]) for n in names)
+    assert not all(torch.equal(fresh.state_dict()[n], source[n]) for n in names)  # the source is not the init
 
 
 def test_same_seed_same_loss(tmp_path: Path) -> None:

@@ -95,7 +95,11 @@ def one_line(message: str, max_lines: int = MAX_LINES) -> str:
 def user_error_message(exc: BaseException) -> str | None:
     """The message for a user error, None for anything else (a bug: it keeps its traceback)."""
     from hydra.errors import CompactHydraException, InstantiationException, MissingConfigException
-    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+    from omegaconf.errors import (
+        InterpolationToMissingValueError,
+        MissingMandatoryValue,
+        OmegaConfBaseException,
+    )
 
     from nir_colorize.data import DatasetError, ImageReadError
 
@@ -108,6 +112,9 @@ def user_error_message(exc: BaseException) -> str | None:
         return str(exc)
     if isinstance(exc, MissingMandatoryValue):
         key = getattr(exc, "full_key", None) or "a mandatory value"
+        return f"missing value for {key}: pass {key}=... on the command line"
+    if isinstance(exc, InterpolationToMissingValueError):  # e.g. init_from: ${stage1_ckpt}, stage1_ckpt: ???
+        key = str(exc).rsplit("Missing mandatory value:", 1)[-1].strip() or "a mandatory value"
         return f"missing value for {key}: pass {key}=... on the command line"
     if isinstance(exc, MissingConfigException) and exc.options:  # e.g. model=foo
         first = str(exc).strip().splitlines()[0]
