@@ -50,11 +50,15 @@ ablation: install
 	$(PY) -m nir_colorize.report --study $(STUDY)
 
 # make reference [ARGS="data.source.sources.vcip.root=... data.source.sources.scenes.root=..."]: the shipped model
-# from scratch (conf/experiment/reference.yaml), then its fp16 export into the run directory (not over the shipped one)
+# from scratch in two stages (conf/experiment/reference.yaml: the decoder on the frozen encoder; then
+# reference_finetune.yaml: the whole network from stage 1's best weights), then its fp16 export into the run
+# directory (not over the shipped one)
+reference: RUN := logs/reference/$(shell date +%Y-%m-%d_%H-%M-%S)
 reference: install
-	$(PY) -m nir_colorize.train +experiment=reference hydra.run.dir=logs/reference/$$(date +%Y-%m-%d_%H-%M-%S) $(ARGS)
-	$(PY) -m nir_colorize.shipped export $$(ls -d logs/reference/*/ | tail -1)checkpoints/best.ckpt --id reference \
-		--out $$(ls -d logs/reference/*/ | tail -1)
+	$(PY) -m nir_colorize.train +experiment=reference hydra.run.dir=$(RUN)/stage1 $(ARGS)
+	$(PY) -m nir_colorize.train +experiment=reference_finetune stage1_ckpt=$(RUN)/stage1/checkpoints/best.ckpt \
+		hydra.run.dir=$(RUN)/stage2 $(ARGS)
+	$(PY) -m nir_colorize.shipped export $(RUN)/stage2/checkpoints/best.ckpt --id reference --out $(RUN)
 
 # make wheelhouse: for a GPU machine with its own torch and no package index (README "GPU"): the project's
 # pure-Python dependencies that such images lack, as wheels in .whl/, and the offline ImageNet/LPIPS weights in

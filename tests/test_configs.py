@@ -27,6 +27,8 @@ def test_group_option_composes(group: str, option: str, tmp_path: Path) -> None:
     overrides = [f"{prefix}{group}={option}", f"paths.log_dir={tmp_path}"]
     if group == "data" and option in ("vcip2020",):
         overrides.append(f"data.source.root={tmp_path}")
+    if group == "experiment" and option == "reference_finetune":  # stage 2 needs stage 1's checkpoint
+        overrides.append("stage1_ckpt=x.ckpt")
     cfg = compose_config("train", overrides, output_dir=tmp_path / "run")
     container = OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
     assert container["paths"]["output_dir"] == str(tmp_path / "run")
