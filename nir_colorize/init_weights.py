@@ -32,10 +32,8 @@ def read_state(source: str | Path) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"init_from={source}: no such file or shipped model "
                                 f"(shipped: {', '.join(shipped.available()) or 'none'}); {HINT}")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         try:
-            return {k: v.float() for k, v in load_file(str(path), device="cpu").items()}
+            return shipped.read_weights(path)
         except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for a foreign file
             raise CheckpointError(f"{path}: not a safetensors file ({str(exc).splitlines()[0]}); {HINT}") from exc
     try:

@@ -52,8 +52,6 @@ def read_metadata(model_id: str) -> dict[str, Any]:
 
 def load_shipped(model_id: str = DEFAULT_ID, **module_kwargs: Any):
     """The shipped ``model_id`` as a ``ColorizationModule`` in fp32 on the CPU, loaded strictly."""
-    from safetensors.torch import load_file
-
     from nir_colorize.module import ColorizationModule
 
     meta = read_metadata(model_id)
@@ -61,9 +59,15 @@ def load_shipped(model_id: str = DEFAULT_ID, **module_kwargs: Any):
     if "encoder_weights" in model:  # the shipped state dict holds every weight: no pretrained file is needed
         model["encoder_weights"] = None
     module = ColorizationModule(model=model, **module_kwargs)
-    state = {k: v.float() for k, v in load_file(str(weights_path(model_id)), device="cpu").items()}
-    module.net.load_state_dict(state, strict=True)
+    module.net.load_state_dict(read_weights(weights_path(model_id)), strict=True)
     return module.eval()
+
+
+def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The network state dict of a shipped file, in fp32 on the CPU."""
+    from safetensors.torch import load_file
+
+    return {k: v.float() for k, v in load_file(str(path), device="cpu").items()}
 
 
 def export(ckpt_path: str | Path, model_id: str, extra: dict[str, Any] | None = None,
