@@ -20,7 +20,7 @@ from nir_colorize import CONFIG_DIR
 from nir_colorize.module import ColorizationModule
 from nir_colorize.results import summarize, write_results
 from nir_colorize.testing import resolve_sets, run_test_sets
-from nir_colorize.utils.errors import CKPT_HINT, checkpoint_error
+from nir_colorize.utils.errors import CKPT_HINT, checkpoint_errors
 from nir_colorize.utils.instantiate import instantiate_callbacks, instantiate_loggers
 
 log = logging.getLogger(__name__)
@@ -31,13 +31,8 @@ def load_module(ckpt_path: str | Path, **overrides) -> ColorizationModule:
     path = Path(ckpt_path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist ({CKPT_HINT})")
-    try:
+    with checkpoint_errors(path):  # a file that is not (our) checkpoint: CheckpointError, one line
         return ColorizationModule.load_from_checkpoint(path, map_location="cpu", **overrides)
-    except Exception as exc:  # noqa: BLE001 - a file that is not (our) checkpoint: CheckpointError, one line
-        error = checkpoint_error(path, exc)
-        if error is None:
-            raise
-        raise error from exc
 
 
 def load_trained(cfg: DictConfig, **overrides) -> ColorizationModule:

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from nir_colorize.module import ColorizationModule
-from nir_colorize.utils.errors import CheckpointError, checkpoint_error
+from nir_colorize.utils.errors import CheckpointError, checkpoint_errors
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +36,9 @@ def read_state(source: str | Path) -> dict[str, torch.Tensor]:
             return shipped.read_weights(path)
         except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for a foreign file
             raise CheckpointError(f"{path}: not a safetensors file ({str(exc).splitlines()[0]}); {HINT}") from exc
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        state = checkpoint["state_dict"]
-    except Exception as exc:  # noqa: BLE001 - a file that is not (our) checkpoint: one line naming it
-        error = checkpoint_error(path, exc)
-        if error is None:
-            raise
-        raise error from exc
-    return {k.removeprefix("net."): v.float() for k, v in state.items() if k.startswith("net.")}
+    with checkpoint_errors(path, HINT):  # a file that is not (our) checkpoint: one line naming it
+        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    return {k: v.float() for k, v in shipped.net_state(state).items()}
 
 
 def init_weights(module: ColorizationModule, source: str | Path,

@@ -70,6 +70,12 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     return {k: v.float() for k, v in load_file(str(path), device="cpu").items()}
 
 
+def net_state(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The network's entries (``module.net``, keys without the ``net.`` prefix) of a training checkpoint's
+    ``state_dict``."""
+    return {k.removeprefix("net."): v for k, v in state_dict.items() if k.startswith("net.")}
+
+
 def export(ckpt_path: str | Path, model_id: str, extra: dict[str, Any] | None = None,
            out_dir: Path = WEIGHTS_DIR) -> Path:
     """Write ``<out_dir>/<model_id>.safetensors`` (fp16 network weights + metadata) from a training checkpoint."""
@@ -77,8 +83,7 @@ def export(ckpt_path: str | Path, model_id: str, extra: dict[str, Any] | None = 
     hparams = ckpt.get("hyper_parameters", {})
     if "model" not in hparams or "state_dict" not in ckpt:
         raise ValueError(f"{ckpt_path}: not a nir-colorize training checkpoint (no hyper_parameters.model)")
-    state = {k.removeprefix("net."): v.half().contiguous() for k, v in ckpt["state_dict"].items()
-             if k.startswith("net.") and v.is_floating_point()}
+    state = {k: v.half().contiguous() for k, v in net_state(ckpt["state_dict"]).items() if v.is_floating_point()}
     meta = {"model": dict(hparams["model"]), "epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step"),
             "source_checkpoint": Path(ckpt_path).name, "module": {k: v for k, v in hparams.items() if k != "model"}}
     run_cfg = Path(ckpt_path).resolve().parent.parent / ".hydra"

@@ -44,30 +44,43 @@ class CheckpointError(UserError):
 CKPT_HINT = "ckpt_path= must name a .ckpt written by nir_colorize.train, e.g. RUN_DIR/checkpoints/best.ckpt"
 
 
-def checkpoint_error(path: str | os.PathLike, exc: BaseException) -> CheckpointError | None:
-    """What ``ColorizationModule.load_from_checkpoint`` failing with ``exc`` says about the file, or None
-    when ``exc`` is not about the file (a bug)."""
+def checkpoint_error(path: str | os.PathLike, exc: BaseException, hint: str = CKPT_HINT) -> CheckpointError | None:
+    """What ``ColorizationModule.load_from_checkpoint`` (or ``torch.load``) failing with ``exc`` says about the
+    file, ending with ``hint``, or None when ``exc`` is not about the file (a bug)."""
     text = str(exc)
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     if isinstance(exc, (pickle.UnpicklingError, EOFError)) or (isinstance(exc, KeyError) and exc.args
                                                                 and isinstance(exc.args[0], int)):
         # torch's (weights-only) unpickler on bytes that are no pickle: 'Unsupported operand', 'invalid load key'
         what = "empty file" if isinstance(exc, EOFError) else "torch.load cannot read it: no pickled data"
-        return CheckpointError(f"{path}: not a checkpoint ({what}); {CKPT_HINT}")
+        return CheckpointError(f"{path}: not a checkpoint ({what}); {hint}")
     if isinstance(exc, RuntimeError) and ("PytorchStreamReader" in text or "zip archive" in text):
-        return CheckpointError(f"{path}: not a checkpoint (truncated or corrupt: {first.split('.')[0]}); {CKPT_HINT}")
+        return CheckpointError(f"{path}: not a checkpoint (truncated or corrupt: {first.split('.')[0]}); {hint}")
     if isinstance(exc, KeyError):
         return CheckpointError(f"{path}: not a Lightning checkpoint (no {exc.args[0]!r} entry; e.g. a bare "
-                               f"state_dict); {CKPT_HINT}")
+                               f"state_dict); {hint}")
     if isinstance(exc, TypeError):
-        return CheckpointError(f"{path}: a checkpoint of another model, not of nir-colorize ({first}); {CKPT_HINT}")
+        return CheckpointError(f"{path}: a checkpoint of another model, not of nir-colorize ({first}); {hint}")
     if isinstance(exc, RuntimeError) and "state_dict" in text:
         found = {kind: len(QUOTED.findall(_after(text, marker))) for kind, marker in
                  (("missing", "Missing key(s)"), ("unexpected", "Unexpected key(s)"))}
         counts = [f"{n} {kind} keys" for kind, n in found.items() if n]
         return CheckpointError(f"{path}: its weights do not fit the network its hyper-parameters describe "
-                               f"({', '.join(counts) or first}); a checkpoint of another network? {CKPT_HINT}")
+                               f"({', '.join(counts) or first}); a checkpoint of another network? {hint}")
     return None
+
+
+@contextlib.contextmanager
+def checkpoint_errors(path: str | os.PathLike, hint: str = CKPT_HINT) -> Iterator[None]:
+    """Reading the checkpoint ``path`` in the block: a failure about the file becomes ``checkpoint_error``'s
+    one-line ``CheckpointError``; anything else (a bug) propagates unchanged."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - a file that is not (our) checkpoint: one line naming it
+        error = checkpoint_error(path, exc, hint)
+        if error is None:
+            raise
+        raise error from exc
 
 
 def _after(text: str, marker: str) -> str:
