@@ -8,6 +8,7 @@ intervals) and ``splits.json`` (the leakage check) into the run directory, then 
 
 from __future__ import annotations
 
+import nir_colorize.utils.openmp  # noqa: F401  # isort: skip  (first: libgomp reads its wait policy when torch loads it)
 import logging
 from pathlib import Path
 

@@ -15,6 +15,7 @@ averages the chroma over frames against flicker. See docs/predict.md.
 
 from __future__ import annotations
 
+import nir_colorize.utils.openmp  # noqa: F401  # isort: skip  (first: libgomp reads its wait policy when torch loads it)
 import contextlib
 import glob
 import logging

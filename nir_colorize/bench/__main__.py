@@ -11,6 +11,7 @@ Writes ``<out>/<machine>.json`` and ``<out>/<machine>.md``. See docs/bench.md.
 
 from __future__ import annotations
 
+import nir_colorize.utils.openmp  # noqa: F401  # isort: skip  (first: libgomp reads its wait policy when torch loads it)
 import argparse
 import sys
 import time

@@ -5,7 +5,8 @@
 Two torch threads on two cores that another process also uses spin at every OpenMP barrier and wait for
 each other (libgomp spins ~300k iterations before it sleeps): the exact WLS, hundreds of small parallel
 ops, then runs many times slower. Policies: fixed OpenMP settings, and the default of nir_colorize
-(``nir_colorize.utils.threads``: no more threads than other processes leave cores free). Each policy runs
+(``nir_colorize.utils.openmp``: threads that sleep at barriers when started beside a busy process;
+``nir_colorize.utils.threads``: else no more threads than other processes leave cores free). Each policy runs
 in a fresh process (libgomp reads its environment when torch loads it), once on a quiet machine and once
 beside ``busy()``, a process that keeps every core busy with matmuls the way a training does. Timed: the exact WLS of one benchmark image and LinkNet inference of
 it, both at 1024x680 (``--size``).
@@ -26,15 +27,17 @@ from pathlib import Path
 from nir_colorize import PROJECT_ROOT
 from nir_colorize.utils.hardware import cpu_count
 
-# name -> environment of the child. GOMP_SPINCOUNT=300000 is libgomp's own default; NIR_COLORIZE_ADAPTIVE_THREADS=0
-# keeps the fixed policies fixed (nir_colorize.utils.threads would otherwise drop to one thread when busy).
+# name -> environment of the child. GOMP_SPINCOUNT=300000 is libgomp's own default (and keeps nir_colorize.utils.openmp
+# from choosing PASSIVE); NIR_COLORIZE_ADAPTIVE_THREADS=0 keeps the fixed policies fixed (nir_colorize.utils.threads
+# would otherwise drop to one thread when busy).
 FIXED = {"NIR_COLORIZE_ADAPTIVE_THREADS": "0"}
 POLICIES = {
     "libgomp default (spin, then sleep)": {"GOMP_SPINCOUNT": "300000", **FIXED},
     "GOMP_SPINCOUNT=10000": {"GOMP_SPINCOUNT": "10000", **FIXED},
     "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE", **FIXED},
     "1 thread": {"OMP_NUM_THREADS": "1", **FIXED},
-    "load-adaptive (nir_colorize default)": {},
+    "load-adaptive threads, libgomp default (before)": {"GOMP_SPINCOUNT": "300000"},
+    "wait policy and threads by load (nir_colorize default)": {},
 }
 BUSY_CODE = """
 import torch
@@ -44,6 +47,7 @@ while True:
     a = torch.tanh(a @ a * 1e-3)
 """
 CHILD_CODE = """
+import nir_colorize.utils.openmp  # first, as predict and eval do: PASSIVE beside a busy process
 import json, statistics, sys, time, torch
 from nir_colorize.bench.fusion import load_nir
 from nir_colorize.fusion import wls_smooth
@@ -126,11 +130,13 @@ def run(image: str = "urban", repeat: int = 5, size: tuple[int, int] = (1024, 68
 
 
 def chosen_policy() -> str:
-    """What nir_colorize does by default (``nir_colorize.utils.threads``)."""
-    from nir_colorize.utils import threads
+    """What nir_colorize does by default (``nir_colorize.utils.openmp`` and ``nir_colorize.utils.threads``)."""
+    from nir_colorize.utils import cpu_load, openmp, threads
 
-    return ("load-adaptive: torch's threads, but no more than other processes leave cores free (at least one; "
-            f"measured over {threads.WINDOW * 1000:.0f} ms, at most every {threads.RECHECK:g} s)")
+    return (f"OMP_WAIT_POLICY=PASSIVE where other processes use >= {openmp.BUSY_CORES:g} cores when predict or eval "
+            f"starts (measured over {openmp.START_WINDOW * 1000:.0f} ms), else libgomp's default; and load-adaptive "
+            "threads: torch's threads, but no more than other processes leave cores free (at least one; measured "
+            f"over {cpu_load.WINDOW * 1000:.0f} ms, at most every {threads.RECHECK:g} s)")
 
 
 def markdown(result: dict) -> list[str]:

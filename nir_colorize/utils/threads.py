@@ -1,13 +1,13 @@
 """Torch threads that suit the machine's current load: no more threads than other processes leave cores free.
 
-Measured (``python -m nir_colorize.bench.threads``, 2-core CPU, exact WLS of a 1024x680 frame): quiet, two
-threads take 0.53-0.56 s and one thread 0.95 s; beside a process that keeps both cores busy, two threads take
-7.8-9.8 s (OpenMP threads spin at every barrier and wait for each other) and one thread 0.97 s; no OpenMP wait
-policy is fast in both cases (PASSIVE: 1.2 s quiet, 1.0 s busy; a short spin count of 10000: 0.55 s quiet,
-2.7 s busy). So the fusion and inference entry points measure the other processes' CPU use (from
-``/proc/stat``, minus this process's own time, over ``WINDOW`` seconds, at most every ``RECHECK`` seconds) and
-use at most as many threads as that leaves cores free, rounded, and at least one (on 2 cores: one thread once
-the others use more than half a core). ``NIR_COLORIZE_ADAPTIVE_THREADS=0`` turns it off.
+For a process whose OpenMP threads spin at barriers (libgomp's default; ``utils.openmp`` keeps it when an entry
+point starts on a quiet machine): two spinning threads beside a process that keeps both cores busy wait for each
+other at every barrier (docs/fusion.md: the exact WLS 3x slower than quiet, 5-20x before the fused kernels),
+one thread does not. So the fusion and inference entry points measure the other processes' CPU use
+(``utils.cpu_load``, over its ``WINDOW``, at most every ``RECHECK`` seconds) and use at most as many threads as
+that leaves cores free, rounded, and at least one (on 2 cores: one thread once the others use more than half a
+core). Where the threads sleep at barriers (``OMP_WAIT_POLICY=PASSIVE``) the count is kept: two sleeping threads
+were as fast as one for the WLS and faster for inference. ``NIR_COLORIZE_ADAPTIVE_THREADS=0`` turns it off.
 Hand-written: neither torch nor the standard library offers a load-adaptive thread count. On systems without
 ``/proc`` nothing changes.
 """
@@ -22,46 +22,14 @@ from collections.abc import Iterator
 
 import torch
 
+from nir_colorize.utils.cpu_load import other_load
 from nir_colorize.utils.hardware import cpu_count
+from nir_colorize.utils.openmp import threads_sleep
 
-WINDOW = 0.05  # seconds of CPU accounting per measurement (jiffies are 10 ms: +-0.2 cores)
 RECHECK = 2.0  # seconds a measurement is reused
 ENV = "NIR_COLORIZE_ADAPTIVE_THREADS"  # "0": never change the thread count
 _state = threading.local()
 _last: dict[str, float] = {}
-
-
-def _busy_jiffies() -> tuple[int, int] | None:
-    """(non-idle jiffies of the CPUs this process may run on, this process's jiffies), or None without /proc.
-    Only the CPUs of the affinity mask count: a container's or a big machine's other CPUs are no one's
-    competition here."""
-    try:
-        mine = os.sched_getaffinity(0)
-        with open("/proc/stat") as f:
-            lines = [ln.split() for ln in f if ln.startswith("cpu") and ln[3].isdigit()]
-        with open("/proc/self/stat") as f:
-            own = f.read().rsplit(")", 1)[1].split()
-        busy = 0
-        for name, *values in lines:
-            if int(name[3:]) in mine:
-                fields = [int(v) for v in values[:8]]  # user nice system idle iowait irq softirq steal
-                busy += sum(fields) - fields[3] - fields[4]
-        return busy, int(own[11]) + int(own[12])  # utime + stime
-    except (OSError, ValueError, IndexError, AttributeError):
-        return None
-
-
-def other_load(window: float = WINDOW) -> float | None:
-    """CPU cores that other processes used over the next ``window`` seconds (None where /proc is missing)."""
-    first = _busy_jiffies()
-    if first is None:
-        return None
-    time.sleep(window)
-    second = _busy_jiffies()
-    if second is None:
-        return None
-    ticks = os.sysconf("SC_CLK_TCK")
-    return max(0.0, ((second[0] - first[0]) - (second[1] - first[1])) / ticks / window)
 
 
 def free_cores() -> float | None:
@@ -76,12 +44,14 @@ def free_cores() -> float | None:
 @contextlib.contextmanager
 def load_adaptive_threads() -> Iterator[int]:
     """Run the block on at most as many torch threads as other processes leave cores free (``free_cores``,
-    rounded, at least 1), else on torch's current count.
+    rounded, at least 1), else on torch's current count. Off where OpenMP threads sleep at barriers
+    (``utils.openmp.threads_sleep``: two sleeping threads were as fast as one for the WLS there, faster for inference).
 
     Re-entrant (an inner block keeps the outer choice); yields the thread count used. CPU only: the count
     of CUDA work does not depend on it.
     """
-    if getattr(_state, "depth", 0) or torch.get_num_threads() == 1 or os.environ.get(ENV) == "0":
+    if (getattr(_state, "depth", 0) or torch.get_num_threads() == 1 or os.environ.get(ENV) == "0"
+            or threads_sleep()):
         _state.depth = getattr(_state, "depth", 0) + 1
         try:
             yield torch.get_num_threads()
