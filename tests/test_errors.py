@@ -20,12 +20,27 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.slow  # each test starts python -m nir_colorize.<entry point>
 
 
+def clis(tmp_path: Path, *calls: tuple[str, tuple[str, ...], dict[str, str]]) -> list[subprocess.CompletedProcess]:
+    """Run ``(entry, args, env)`` calls of ``python -m nir_colorize.<entry>`` side by side (start-up is most of
+    their time), each in its own run folder (``run``, ``run1``, ...); their results in order."""
+    started = []
+    for i, (entry, args, env) in enumerate(calls):
+        environ = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "NIR_COLORIZE_SHORT_ERRORS")}
+        environ |= {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), **env}
+        run_dir, log_dir = (tmp_path / f"run{i}", tmp_path / f"logs{i}") if i else (tmp_path / "run", tmp_path)
+        command = [sys.executable, "-m", f"nir_colorize.{entry}", *args, f"hydra.run.dir={run_dir}",
+                   f"paths.log_dir={log_dir}"]
+        started.append((command, subprocess.Popen(command, cwd=ROOT, env=environ, stdout=subprocess.PIPE,
+                                                  stderr=subprocess.PIPE, text=True)))
+    done = []
+    for command, proc in started:
+        stdout, stderr = proc.communicate(timeout=300)
+        done.append(subprocess.CompletedProcess(command, proc.returncode, stdout, stderr))
+    return done
+
+
 def cli(entry: str, tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "NIR_COLORIZE_SHORT_ERRORS")}
-    environ |= {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), **env}
-    return subprocess.run([sys.executable, "-m", f"nir_colorize.{entry}", *args, f"hydra.run.dir={tmp_path / 'run'}",
-                           f"paths.log_dir={tmp_path}"], cwd=ROOT, env=environ, capture_output=True, text=True,
-                          timeout=300)
+    return clis(tmp_path, (entry, args, env))[0]
 
 
 def error_line(proc: subprocess.CompletedProcess, whole: bool = True) -> str:
@@ -50,12 +65,10 @@ def nir_png(tmp_path: Path) -> Path:
 
 def test_missing_input_file(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "x.png"
-    line = error_line(cli("predict", tmp_path, f"ckpt_path={tmp_path / 'm.ckpt'}", f"input={missing}",
-                          f"output={tmp_path / 'out'}"))
-    assert f"input {missing}: no images found" in line
+    args = (f"ckpt_path={tmp_path / 'm.ckpt'}", f"input={missing}", f"output={tmp_path / 'out'}")
+    short, full = clis(tmp_path, ("predict", args, {}), ("predict", args, {"HYDRA_FULL_ERROR": "1"}))
+    assert f"input {missing}: no images found" in error_line(short)
     # the same with HYDRA_FULL_ERROR=1: the traceback, Python's exit status
-    full = cli("predict", tmp_path, f"ckpt_path={tmp_path / 'm.ckpt'}", f"input={missing}", f"output={tmp_path / 'out'}",
-               HYDRA_FULL_ERROR="1")
     assert full.returncode == 1 and "Traceback (most recent call last)" in full.stderr
     assert f"FileNotFoundError: input {missing}: no images found" in full.stderr
 
@@ -73,21 +86,25 @@ def test_not_a_checkpoint(tmp_path: Path, nir_png: Path) -> None:
 def test_checkpoint_of_another_network(tmp_path: Path, nir_png: Path) -> None:
     bare = tmp_path / "resnet.pth"
     torch.save(nn.Linear(4, 2).state_dict(), bare)  # a bare state_dict, e.g. downloaded weights
-    line = error_line(cli("predict", tmp_path, f"ckpt_path={bare}", f"input={nir_png}", f"output={tmp_path / 'out'}",
-                          "trainer.accelerator=cpu"))
-    assert line.startswith(f"error: {bare}: not a Lightning checkpoint") and "ckpt_path=" in line
     other = tmp_path / "other.ckpt"  # a Lightning checkpoint whose weights belong to another network
     torch.save({"pytorch-lightning_version": "2.6.6", "state_dict": {"net.head.weight": torch.zeros(3, 8)},
                 "hyper_parameters": {"model": {"name": "linknet", "encoder_weights": None}}}, other)
-    line = error_line(cli("eval", tmp_path, f"ckpt_path={other}", "trainer.accelerator=cpu"), whole=False)
+    predicted, evaluated = clis(
+        tmp_path, ("predict", (f"ckpt_path={bare}", f"input={nir_png}", f"output={tmp_path / 'out'}",
+                               "trainer.accelerator=cpu"), {}),
+        ("eval", (f"ckpt_path={other}", "trainer.accelerator=cpu"), {}))
+    line = error_line(predicted)
+    assert line.startswith(f"error: {bare}: not a Lightning checkpoint") and "ckpt_path=" in line
+    line = error_line(evaluated, whole=False)
     assert line.startswith(f"error: {other}: its weights do not fit the network")
     assert "1 unexpected keys" in line and "missing keys" in line
 
 
 def test_unknown_override_and_option(tmp_path: Path) -> None:
-    line = error_line(cli("train", tmp_path, "trainer.max_epoch=3"))
+    key, option = clis(tmp_path, ("train", ("trainer.max_epoch=3",), {}), ("train", ("model=foo",), {}))
+    line = error_line(key)
     assert "'trainer.max_epoch'" in line and "+trainer.max_epoch=3" in line
-    line = error_line(cli("train", tmp_path, "model=foo"))
+    line = error_line(option)
     assert "Could not find 'model/foo'; available options: acd, colornet, linknet, scd" in line
 
 
@@ -110,10 +127,13 @@ def test_one_line_keeps_the_head_and_counts_the_rest() -> None:
 
 def test_bad_init_from(tmp_path: Path) -> None:
     missing = tmp_path / "none.ckpt"
-    line = error_line(cli("train", tmp_path, f"init_from={missing}", "trainer.accelerator=cpu"), whole=False)
+    cpu = "trainer.accelerator=cpu"
+    absent, foreign, unset = clis(tmp_path, ("train", (f"init_from={missing}", cpu), {}),
+                                  ("train", ("init_from=reference", cpu), {}),  # the shipped VGG16 UNet into LinkNet
+                                  ("train", ("+experiment=reference_finetune", cpu), {}))
+    line = error_line(absent, whole=False)
     assert f"init_from={missing}: no such file or shipped model (shipped: reference)" in line
-    # the shipped VGG16 UNet into the default LinkNet
-    line = error_line(cli("train", tmp_path, "init_from=reference", "trainer.accelerator=cpu"), whole=False)
+    line = error_line(foreign, whole=False)
     assert line.startswith("error: init_from=reference: its weights do not fit model=linknet (")
-    line = error_line(cli("train", tmp_path, "+experiment=reference_finetune", "trainer.accelerator=cpu"), whole=False)
+    line = error_line(unset, whole=False)
     assert line == "error: missing value for stage1_ckpt: pass stage1_ckpt=... on the command line"
