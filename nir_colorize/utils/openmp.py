@@ -5,7 +5,7 @@ when other processes keep at least ``BUSY_CORES`` cores busy at that moment, and
 (spin ~300k iterations, then sleep) on a quiet machine; a user's ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` wins.
 libgomp reads it once, when torch loads it, so ``predict``, ``eval`` and ``bench`` import this module before
 anything imports torch. Why by load (``python -m nir_colorize.bench.threads``; experiments/bench/wait_policy/): beside a
-busy process spinning threads ran the exact WLS 2.8-5.3x slower than quiet and the default 1.7-2.0x; quiet, PASSIVE
+busy process spinning threads ran the exact WLS 2.8-5.3x slower than quiet and the default 1.6-2.8x; quiet, PASSIVE
 cost the WLS 8-30% and training steps 3% to 3x (a sleeping thread's wake-up is slow on a virtual machine), so
 ``train`` keeps libgomp's default. No torch here.
 """
