@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -87,7 +89,6 @@ def test_measurement_is_reused_for_recheck_seconds(two_threads, monkeypatch):
     assert len(calls) == 1
 
 
-
 @pytest.mark.parametrize(("given", "load", "first", "expected"), [
     ({}, 1.9, "", "PASSIVE"),                           # busy at start: threads sleep at barriers
     ({}, 0.1, "", None),                                # quiet: libgomp's default (spin, then sleep)
@@ -98,9 +99,6 @@ def test_measurement_is_reused_for_recheck_seconds(two_threads, monkeypatch):
 def test_wait_policy_is_chosen_by_the_load_at_start(given, load, first, expected):
     """``import nir_colorize.utils.openmp`` (first in predict, eval, bench) sets OMP_WAIT_POLICY=PASSIVE when other
     processes keep >= BUSY_CORES busy, before torch loads libgomp; the load is faked in a fresh interpreter."""
-    import subprocess
-    import sys
-
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")} | given
     code = (first + "import nir_colorize.utils.cpu_load as c\n"
             f"c.other_load = lambda window: {load}\n"
