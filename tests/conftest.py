@@ -80,3 +80,9 @@ def converted_weights() -> Path:
             pytest.fail(f"LPIPS weights are missing and `{lw.PREPARE_COMMAND}` (run by `make install`) failed "
                         f"(rc {result.returncode}):\n{result.stdout}\n{result.stderr}")
     return path
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # two workers on two cores: one torch thread each, none spinning idle
+    import torch
+
+    torch.set_num_threads(1)

@@ -44,10 +44,21 @@ def wandb_logger(**kwargs: Any) -> WandbLogger:
 
 
 def finish_wandb(loggers: list[Any]) -> None:
-    """End this job's W&B run: the next job of a sweep (same process) would otherwise log into it."""
+    """End this job's W&B run: the next job of a sweep (same process) would otherwise log into it.
+
+    ``finish`` returns before W&B's service has closed the run's file; shutting the service down
+    (where no other run is active) puts the whole run on disk before the next job starts.
+    """
+    finished = False
     for logger in loggers:
         if isinstance(logger, WandbLogger) and getattr(logger, "_experiment", None) is not None:
             logger.experiment.finish()
+            finished = True
+    if finished:
+        import wandb
+
+        if wandb.run is None:
+            wandb.teardown()
 
 
 def _settings() -> Any:
