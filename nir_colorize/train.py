@@ -17,6 +17,7 @@ from nir_colorize.results import write_results
 from nir_colorize.testing import run_test_sets
 from nir_colorize.utils.instantiate import instantiate_callbacks, instantiate_loggers
 from nir_colorize.utils.loggers import finish_wandb
+from nir_colorize.utils.priority import lower_priority
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    lower_priority(cfg.get("nice") or 0)  # a batch job: predict, eval and the desktop beside it keep their speed
     metrics = run(cfg)
     value = metrics.get(cfg.get("optimized_metric") or "")
     return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -52,6 +53,15 @@ def train_cfg(tmp_path: Path, *overrides: str, name: str = "run") -> DictConfig:
     from nir_colorize.utils.compose import compose_config
 
     return compose_config("train", [*QUICK, f"paths.log_dir={tmp_path}", *overrides], output_dir=tmp_path / name)
+
+
+def task_nices(pid: int) -> list[int]:
+    """The nice value of every thread of process ``pid`` (/proc/PID/task/TID/stat, field 19)."""
+    nices = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError, IndexError):  # the thread ended meanwhile
+            nices.append(int(Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()[16]))
+    return nices
 
 
 @pytest.fixture(scope="session")

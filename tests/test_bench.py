@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from nir_colorize.bench.__main__ import BenchConfig, _csv, main, run_bench
 from nir_colorize.bench.cases import BASELINE, has_module, real_nir, real_rgb, run_isolated
 from nir_colorize.bench.timing import measure, summarize
 from nir_colorize.utils import hardware
+from tests.conftest import task_nices
 
 SAPPHIRE_RAPIDS = """processor\t: 0
 vendor_id\t: GenuineIntel
@@ -343,9 +345,12 @@ def test_thread_policies_are_timed_quiet_and_beside_a_busy_process(monkeypatch):
     with threads.busy(settle=1.0) as proc:
         assert proc.poll() is None  # running while the block runs
     assert proc.poll() is not None  # and gone after it
+    with threads.busy(settle=1.0, nice=3) as proc:  # the "training" neighbour: every thread at its priority
+        assert set(task_nices(proc.pid)) == {os.getpriority(os.PRIO_PROCESS, 0) + 3}
     result = threads.run("urban", repeat=1, size=(48, 32), log=lambda _: None)
     rows = result["policies"]
-    assert rows["1 thread"]["quiet"]["threads"] == 1 and rows["1 thread"]["busy"]["threads"] == 1  # its env applied
+    assert all(rows["1 thread"][state]["threads"] == 1 for state in threads.STATES)  # its env applied
+    assert set(threads.STATES) == {"quiet", "busy", "training"} and result["train_nice"] == threads.train_nice() == 10
     for row in rows.values():
         assert set(row) == {*threads.STATES, "busy_over_quiet"}
         for state in threads.STATES:

@@ -16,7 +16,7 @@ import torch
 from nir_colorize import train
 from nir_colorize.utils import checkpoints
 from nir_colorize.utils.checkpoints import TEMP_PATTERN, save_atomic
-from tests.conftest import QUICK, ROOT, train_cfg
+from tests.conftest import QUICK, ROOT, task_nices, train_cfg
 
 
 def test_training_without_a_logger(tmp_path: Path, one_thread, caplog: pytest.LogCaptureFixture) -> None:
@@ -97,7 +97,9 @@ def test_training_killed_while_writing_a_checkpoint_resumes(tmp_path: Path) -> N
             if (ckpts / "last.ckpt").exists():
                 writing = [p for p in ckpts.iterdir() if p.suffix != ".ckpt"] + temp_files(systmp)
             time.sleep(0.002)
+        nices = task_nices(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)
+        assert nices and min(nices) >= max(10, os.getpriority(os.PRIO_PROCESS, 0)), nices  # conf/train.yaml nice
         assert all(TEMP_PATTERN.match(p.name) and p.parent == ckpts for p in writing), writing  # our IO wrote
     finally:
         proc.kill()

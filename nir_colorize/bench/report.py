@@ -218,7 +218,7 @@ def fusion_markdown(fu: dict) -> list[str]:
     if fu.get("threads"):
         from nir_colorize.bench.threads import markdown as threads_markdown
 
-        lines += ["### Beside a busy process (OpenMP thread policy)", ""]
+        lines += ["### Beside a busy process and beside a training (OpenMP thread policy)", ""]
         lines += [f"Failed: {fu['threads']['error']}", ""] if "error" in fu["threads"] else threads_markdown(fu["threads"])
     return lines
 

@@ -7,8 +7,9 @@ each other (libgomp spins ~300k iterations before it sleeps): the exact WLS, hun
 ops, then runs many times slower. Policies: fixed OpenMP settings, and the default of nir_colorize
 (``nir_colorize.utils.openmp``: threads that sleep at barriers when started beside a busy process;
 ``nir_colorize.utils.threads``: else no more threads than other processes leave cores free). Each policy runs
-in a fresh process (libgomp reads its environment when torch loads it), once on a quiet machine and once
-beside ``busy()``, a process that keeps every core busy with matmuls the way a training does. Timed: the exact WLS of one benchmark image and LinkNet inference of
+in a fresh process (libgomp reads its environment when torch loads it): on a quiet machine, beside ``busy()``, a
+process that keeps every core busy with matmuls the way a training does, at normal priority, and beside the same
+process at the priority ``train`` takes (``conf/train.yaml`` ``nice``). Timed: the exact WLS of one benchmark image and LinkNet inference of
 it, both at 1024x680 (``--size``).
 """
 
@@ -24,7 +25,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from nir_colorize import PROJECT_ROOT
+from nir_colorize import CONFIG_DIR, PROJECT_ROOT
 from nir_colorize.utils.hardware import cpu_count
 
 # name -> environment of the child. GOMP_SPINCOUNT=300000 is libgomp's own default (and keeps nir_colorize.utils.openmp
@@ -40,6 +41,8 @@ POLICIES = {
     "wait policy and threads by load (nir_colorize default)": {},
 }
 BUSY_CODE = """
+import os
+os.nice({nice})  # before torch starts its threads: they inherit it
 import torch
 torch.set_num_threads({threads})
 a = torch.randn(512, 512)
@@ -73,8 +76,19 @@ print("RESULT " + json.dumps({"threads": torch.get_num_threads(), "wls": times(l
 """
 
 
-# the busy neighbour: a process with libgomp's default policy (another program, or a training)
-STATES = {"quiet": None, "busy": {"GOMP_SPINCOUNT": "300000"}}
+
+
+def train_nice() -> int:
+    """The CPU priority (nice) that ``train`` takes by default (``conf/train.yaml``)."""
+    from omegaconf import OmegaConf
+
+    return int(OmegaConf.load(Path(CONFIG_DIR) / "train.yaml").get("nice") or 0)
+
+
+# the busy neighbour: a process with libgomp's default policy; "busy": another program at normal priority,
+# "training": at the priority `train` takes (conf/train.yaml `nice`). Values: busy() keyword arguments.
+SPIN = {"GOMP_SPINCOUNT": "300000"}
+STATES = {"quiet": None, "busy": {"env": SPIN}, "training": {"env": SPIN, "nice": train_nice()}}
 THREAD_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", *FIXED)
 
 
@@ -84,11 +98,13 @@ def child_env(env: dict[str, str]) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def busy(threads: int | None = None, settle: float = 2.0, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
-    """A process that keeps ``threads`` (default: every CPU) busy with matmuls until the block ends."""
+def busy(threads: int | None = None, settle: float = 2.0, env: dict[str, str] | None = None,
+         nice: int = 0) -> Iterator[subprocess.Popen]:
+    """A process that keeps ``threads`` (default: every CPU) busy with matmuls until the block ends, at CPU
+    priority ``nice`` (its threads inherit it)."""
     threads = threads or cpu_count()
-    proc = subprocess.Popen([sys.executable, "-c", BUSY_CODE.format(threads=threads)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=child_env(env or {}))
+    proc = subprocess.Popen([sys.executable, "-c", BUSY_CODE.format(threads=threads, nice=nice)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env(env or {}))
     try:
         time.sleep(settle)  # imports done, threads spinning
         if proc.poll() is not None:
@@ -115,8 +131,8 @@ def measure_policy(env: dict[str, str], image: str, repeat: int, size: tuple[int
 def run(image: str = "urban", repeat: int = 5, size: tuple[int, int] = (1024, 680), log=print) -> dict:
     """Every policy quiet, then beside each kind of ``busy()`` neighbour (``STATES``); the loaded / quiet ratios."""
     rows = {name: {} for name in POLICIES}
-    for state, busy_env in STATES.items():
-        with busy(env=busy_env) if busy_env is not None else contextlib.nullcontext():
+    for state, neighbour in STATES.items():
+        with busy(**neighbour) if neighbour is not None else contextlib.nullcontext():
             for name, env in POLICIES.items():
                 rows[name][state] = r = measure_policy(env, image, repeat, size)
                 log(f"  {state} {name}: " + (r.get("error") or
@@ -126,7 +142,7 @@ def run(image: str = "urban", repeat: int = 5, size: tuple[int, int] = (1024, 68
             row["busy_over_quiet"] = {state: {k: row[state][k]["median_s"] / row["quiet"][k]["median_s"]
                                               for k in ("wls", "infer")} for state in STATES if state != "quiet"}
     return {"image": image, "size": list(size), "repeat": repeat, "cpus": cpu_count(),
-            "policies": rows, "chosen": chosen_policy()}
+            "policies": rows, "chosen": chosen_policy(), "train_nice": train_nice()}
 
 
 def chosen_policy() -> str:
@@ -144,7 +160,8 @@ def markdown(result: dict) -> list[str]:
     busy_states = [s for s in STATES if s != "quiet"]
     lines = [f"WLS (exact, `pcg`) of `{result['image']}` and LinkNet inference, both {w}x{h}, median of "
              f"{result['repeat']} after a warm-up, each policy in a fresh process. Busy: beside a process that keeps all "
-             f"{result['cpus']} CPUs busy with matmuls (like a training) under libgomp's default policy. "
+             f"{result['cpus']} CPUs busy with matmuls under libgomp's default policy, at normal priority; training: "
+             f"the same process at the priority `train` takes (nice {result.get('train_nice', train_nice())}). "
              f"Chosen default: {result['chosen']}.", "",
              "| policy | threads | " + " | ".join(f"WLS {s} s" for s in STATES) + " | "
              + " | ".join(f"LinkNet {s} s" for s in STATES) + " | WLS " + " / ".join(busy_states) + " over quiet |",
