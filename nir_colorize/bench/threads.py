@@ -76,8 +76,6 @@ print("RESULT " + json.dumps({"threads": torch.get_num_threads(), "wls": times(l
 """
 
 
-
-
 def train_nice() -> int:
     """The CPU priority (nice) that ``train`` takes by default (``conf/train.yaml``)."""
     from omegaconf import OmegaConf
@@ -142,7 +140,7 @@ def run(image: str = "urban", repeat: int = 5, size: tuple[int, int] = (1024, 68
             row["busy_over_quiet"] = {state: {k: row[state][k]["median_s"] / row["quiet"][k]["median_s"]
                                               for k in ("wls", "infer")} for state in STATES if state != "quiet"}
     return {"image": image, "size": list(size), "repeat": repeat, "cpus": cpu_count(),
-            "policies": rows, "chosen": chosen_policy(), "train_nice": train_nice()}
+            "policies": rows, "chosen": chosen_policy(), "train_nice": STATES["training"]["nice"]}
 
 
 def chosen_policy() -> str:
@@ -161,7 +159,7 @@ def markdown(result: dict) -> list[str]:
     lines = [f"WLS (exact, `pcg`) of `{result['image']}` and LinkNet inference, both {w}x{h}, median of "
              f"{result['repeat']} after a warm-up, each policy in a fresh process. Busy: beside a process that keeps all "
              f"{result['cpus']} CPUs busy with matmuls under libgomp's default policy, at normal priority; training: "
-             f"the same process at the priority `train` takes (nice {result.get('train_nice', train_nice())}). "
+             f"the same process at the priority `train` takes (nice {result['train_nice']}). "
              f"Chosen default: {result['chosen']}.", "",
              "| policy | threads | " + " | ".join(f"WLS {s} s" for s in STATES) + " | "
              + " | ".join(f"LinkNet {s} s" for s in STATES) + " | WLS " + " / ".join(busy_states) + " over quiet |",
