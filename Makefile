@@ -6,6 +6,11 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
+# the datasets (conf/paths/default.yaml): the development copy beside the repo when there is one, else yours or data/
+NIR_COLORIZE_DATA ?= $(wildcard $(abspath ../shared/data))
+ifneq ($(NIR_COLORIZE_DATA),)
+export NIR_COLORIZE_DATA
+endif
 
 .PHONY: install demo test test-fast lint format bench bench-deploy ablation reference wheelhouse clean
 
@@ -16,8 +21,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -r requirements.lock
 	$(PIP) install -q --no-deps -e .
-	$(PY) -m nir_colorize.metrics.lpips_weights --prepare || echo "LPIPS weights not prepared (see README)"
-	$(PY) -c "from nir_colorize.fusion.fused import warm; warm()"  # the WLS solver's numba kernels, compiled once
+	$(PY) -m nir_colorize.offline || echo "offline weights not prepared (see README)"  # LPIPS + VGG16 weights, WLS kernels
 	touch $(STAMP)
 
 demo: install
@@ -45,7 +49,7 @@ bench-deploy: install
 # make ablation [STUDY=name] [ARGS="trainer.max_epochs=3 data.batch_size=4"]: the five variants, then the report
 STUDY ?= ablation
 ARGS ?=
-ABLATION := ablation_scd,ablation_linknet,ablation_acd,ablation_colornet,ablation_colornet_bfwls
+ABLATION := ablation_scd,ablation_linknet,ablation_acd,ablation_colornet
 ablation: install
 	$(PY) -m nir_colorize.train -m +experiment=$(ABLATION) study=$(STUDY) $(ARGS)
 	$(PY) -m nir_colorize.report --study $(STUDY)

@@ -9,6 +9,7 @@ intervals) and ``splits.json`` (the leakage check) into the run directory, then 
 from __future__ import annotations
 
 import nir_colorize.utils.openmp  # noqa: F401  # isort: skip  (first: libgomp reads its wait policy when torch loads it)
+import json
 import logging
 from pathlib import Path
 
@@ -17,41 +18,18 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from nir_colorize import CONFIG_DIR
-from nir_colorize.module import ColorizationModule
+from nir_colorize import CONFIG_DIR, loading
 from nir_colorize.results import summarize, write_results
 from nir_colorize.testing import resolve_sets, run_test_sets
-from nir_colorize.utils.errors import CKPT_HINT, checkpoint_errors
 from nir_colorize.utils.instantiate import instantiate_callbacks, instantiate_loggers
 
 log = logging.getLogger(__name__)
 
 
-def load_module(ckpt_path: str | Path, **overrides) -> ColorizationModule:
-    """Load a trained module on the CPU, with a clear error for a missing or foreign file."""
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist ({CKPT_HINT})")
-    with checkpoint_errors(path):  # a file that is not (our) checkpoint: CheckpointError, one line
-        return ColorizationModule.load_from_checkpoint(path, map_location="cpu", **overrides)
-
-
-def load_trained(cfg: DictConfig, **overrides) -> ColorizationModule:
-    """``cfg.ckpt_path`` when given, else the shipped model ``cfg.model_id`` (``nir_colorize.shipped``);
-    ``model_id=nir_copy``: the trivial baseline (NIR copied into R, G, B; ``nir_colorize.models.nir_copy``)."""
-    if cfg.get("model_id") == "nir_copy" and not cfg.get("ckpt_path"):
-        return ColorizationModule(model={"name": "nir_copy"}, **overrides).eval()
-    if cfg.get("ckpt_path"):
-        return load_module(cfg.ckpt_path, **overrides)
-    from nir_colorize.shipped import DEFAULT_ID, load_shipped
-
-    return load_shipped(cfg.get("model_id") or DEFAULT_ID, **overrides)
-
-
 def run(cfg: DictConfig) -> dict:
     """Test ``cfg.ckpt_path`` on the sets ``cfg.split`` of ``cfg.data``; returns the summary."""
     L.seed_everything(cfg.seed, workers=True)
-    module = load_trained(cfg, test_metrics=list(cfg.metrics))
+    module = loading.load_module(cfg.get("ckpt_path"), cfg.get("model_id"), test_metrics=list(cfg.metrics))
     module.tta = bool(cfg.get("tta", False))
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
@@ -61,7 +39,7 @@ def run(cfg: DictConfig) -> dict:
     rows, _ = run_test_sets(trainer, module, datamodule, sets)
     model_name = module.hparams.model["name"]
     meta = {"title": f"{model_name} on {', '.join(sets)}",
-            "checkpoint": str(cfg.ckpt_path) if cfg.get("ckpt_path") else f"shipped model_id={cfg.model_id}",
+            "checkpoint": str(cfg.ckpt_path) if cfg.get("ckpt_path") else loading.describe(model_id=cfg.get("model_id")),
             "data": OmegaConf.to_container(cfg.data.source, resolve=True), "sets": sets,
             "fusion": cfg.fusion.name, "tta": module.tta, "leakage": {"policy": datamodule.leakage, "check_seconds":
                                                    round(datamodule.check_seconds, 3)}}
@@ -72,8 +50,6 @@ def run(cfg: DictConfig) -> dict:
     paths = write_results(out, rows, meta, {"raw": model_name, "bfwls": f"{model_name} + BFWLS"})
     print(paths["md"].read_text())
     print(f"results: {paths['md']}\n         {paths['json']}\n         {paths['csv']}")
-    import json
-
     return json.loads(paths["json"].read_text())["summary"]
 
 

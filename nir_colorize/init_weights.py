@@ -13,8 +13,9 @@ from pathlib import Path
 
 import torch
 
+from nir_colorize.errors import CheckpointError
 from nir_colorize.module import ColorizationModule
-from nir_colorize.utils.errors import CheckpointError, checkpoint_errors
+from nir_colorize.utils.errors import checkpoint_errors
 
 log = logging.getLogger(__name__)
 

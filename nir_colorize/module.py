@@ -26,7 +26,7 @@ class ColorizationModule(L.LightningModule):
     ``model``: keyword arguments of ``build_model`` (``name`` plus the variant's options).
     ``loss``: ``l2`` (the paper's Eq. 5), ``l1``, or ``l1_ssim`` (L1 + ``ssim_weight`` x (1 - SSIM), SSIM on
     [0, 1] images; needs ``loss_reduction=mean``); ``loss_reduction``: ``sum`` (paper: over pixels, channels and
-    batch) or ``mean``. The loss compares the ``tanh`` output with the target mapped to [-1, 1] (SPEC section 1).
+    batch) or ``mean``. The loss compares the ``tanh`` output with the target mapped to [-1, 1] (design section 1).
     ``schedule``: ``constant`` (the paper's) or ``cosine`` (linear warm-up over ``warmup_epochs``, then cosine
     decay to ``min_lr_ratio`` x ``lr`` at the last step), stepped per batch.
     ``compile``: ``torch.compile`` the network's core (``true``: inductor, or a backend name such as ``eager``).

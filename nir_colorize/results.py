@@ -33,7 +33,7 @@ SUBSETS = ("all", "clean")
 BOOTSTRAP_SEED = 0
 BOOTSTRAP_RESAMPLES = 2000
 SUBSET_NOTE = ("all: every image of the test set; clean: only images that duplicate (exactly or nearly, NIR or RGB, also "
-               "mirrored) no train or val pair of the data config (SPEC section 6; `duplicates` in per_image.csv)")
+               "mirrored) no train or val pair of the data config (design section 6; `duplicates` in per_image.csv)")
 
 
 def bootstrap_ci(values: Sequence[float], seed: int = BOOTSTRAP_SEED, resamples: int = BOOTSTRAP_RESAMPLES,

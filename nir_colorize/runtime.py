@@ -10,28 +10,21 @@ yields one (empty) CPU tensor so that ``inference.colorize`` finds its device, `
 (B, 1, H, W) -> (B, 3, H, W) in [0, 1], images too small to reflect-pad replicate-padded as the network does.
 So tiled inference and BFWLS apply unchanged.
 
-``cached_export(cfg)``: the export of ``cfg``'s network (``ckpt_path`` / ``model_id``) in the cache,
-``$NIR_COLORIZE_CACHE/onnx`` (default ``~/.cache/nir_colorize/onnx``), named by a fingerprint of the weights,
-the opset, torch's version and the exporter's version; exported on first use.
+Which network to wrap, and the cached ONNX export, are ``nir_colorize.loading``'s.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
 from torch import nn
 
-from nir_colorize import export
+from nir_colorize import onnx_export
+from nir_colorize.errors import UserError
 from nir_colorize.models.base import pad_to_multiple
-from nir_colorize.utils.errors import UserError
 
-log = logging.getLogger(__name__)
-
-CACHE_ENV = "NIR_COLORIZE_CACHE"
 PRECISIONS = ("fp32", "bf16", "auto")
 
 
@@ -77,7 +70,7 @@ class OnnxColorizer(nn.Module):
             raise FileNotFoundError(f"onnx_path={self.path}: no such ONNX file; {EXPORT_HINT}")
         self.threads = int(threads or torch.get_num_threads())
         try:
-            self.session = export.session(self.path, self.threads)
+            self.session = onnx_export.session(self.path, self.threads)
         except Exception as exc:  # noqa: BLE001 - a file that is not ONNX: one clear line
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise UserError(f"onnx_path={self.path}: not an ONNX model onnxruntime can load ({reason}); "
@@ -99,33 +92,8 @@ class OnnxColorizer(nn.Module):
         x = nir.detach().to("cpu", torch.float32)
         if (-h) % m >= h or (-w) % m >= w:  # too small to reflect: replicate, as Colorizer does (then no pad)
             x, _ = pad_to_multiple(x, m)
-        out = self.session.run([export.OUTPUT], {export.INPUT: x.contiguous().numpy()})[0]
+        out = self.session.run([onnx_export.OUTPUT], {onnx_export.INPUT: x.contiguous().numpy()})[0]
         return torch.from_numpy(out)[..., :h, :w].to(nir.device)
 
     def extra_repr(self) -> str:
         return f"{self.path}, model={self.model_name}, pad_multiple={self.pad_multiple}, threads={self.threads}"
-
-
-def cache_root() -> Path:
-    """``$NIR_COLORIZE_CACHE`` or ``~/.cache/nir_colorize`` (the LPIPS weights' cache root too)."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "nir_colorize")
-
-
-def cached_export(cfg: DictConfig, opset: int = export.DEFAULT_OPSET) -> Path:
-    """The ONNX export of ``cfg``'s network in ``cache_root()/onnx``, exported now if it is not there."""
-    net, name, source = export.load_net(cfg)
-    key = (f"{name}-{export.weights_fingerprint(net, name)}-opset{opset}-torch{torch.__version__}"
-           f"-v{export.EXPORT_VERSION}")
-    path = cache_root() / "onnx" / f"{key.replace('+', '_')}.onnx"
-    if path.is_file():
-        log.info("onnxruntime: cached export %s", path)
-        return path
-    log.info("onnxruntime: exporting %s (%s) to %s", name, source, path)
-    export.export_onnx(net, path, opset, model_name=name, meta={"source": source})
-    return path
-
-
-def load_onnx(cfg: DictConfig) -> OnnxColorizer:
-    """``predict backend=onnxruntime``: ``cfg.onnx_path``, else ``cached_export(cfg)``."""
-    path = Path(cfg.onnx_path) if cfg.get("onnx_path") else cached_export(cfg, int(cfg.get("opset") or export.DEFAULT_OPSET))
-    return OnnxColorizer(path)

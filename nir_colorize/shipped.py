@@ -2,7 +2,7 @@
 
 A shipped model is the network's state dict in fp16 safetensors (safe to load: no pickle), with the network's
 builder arguments, the recipe and the training facts in the file's metadata, and a model card beside it
-(``<model_id>.md``). ``predict`` and ``eval`` use one when no ``ckpt_path`` is given (``model_id=``).
+(``<model_id>.md``). ``predict`` and ``eval`` use one when no ``ckpt_path`` is given (``model_id=``; ``nir_colorize.loading``).
 
 ``python -m nir_colorize.shipped export CKPT --id reference [--card CARD.md]`` writes one from a training
 checkpoint (weights and hyper-parameters: ``best.ckpt``); ``python -m nir_colorize.shipped list`` lists them.
@@ -20,13 +20,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from nir_colorize.errors import ShippedModelError
+from nir_colorize.utils.atomic import atomic_path
+
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_ID = "reference"
 MAX_BYTES = 70 * 2**20  # at most 70 MB a model (issue 16)
-
-
-class ShippedModelError(FileNotFoundError):
-    """A shipped model that is not there or cannot be read."""
 
 
 def weights_path(model_id: str) -> Path:
@@ -48,19 +47,6 @@ def read_metadata(model_id: str) -> dict[str, Any]:
     if "nir_colorize" not in meta:
         raise ShippedModelError(f"{path}: not a nir-colorize shipped model (no nir_colorize metadata)")
     return json.loads(meta["nir_colorize"])
-
-
-def load_shipped(model_id: str = DEFAULT_ID, **module_kwargs: Any):
-    """The shipped ``model_id`` as a ``ColorizationModule`` in fp32 on the CPU, loaded strictly."""
-    from nir_colorize.module import ColorizationModule
-
-    meta = read_metadata(model_id)
-    model = dict(meta["model"])
-    if "encoder_weights" in model:  # the shipped state dict holds every weight: no pretrained file is needed
-        model["encoder_weights"] = None
-    module = ColorizationModule(model=model, **module_kwargs)
-    module.net.load_state_dict(read_weights(weights_path(model_id)), strict=True)
-    return module.eval()
 
 
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
@@ -94,15 +80,11 @@ def export(ckpt_path: str | Path, model_id: str, extra: dict[str, Any] | None = 
         if (run_cfg / "overrides.yaml").is_file():
             meta["overrides"] = [str(o) for o in OmegaConf.load(run_cfg / "overrides.yaml")]
     meta |= extra or {}
-    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{model_id}.safetensors"
-    tmp = path.with_suffix(".part")
-    save_file(state, str(tmp), metadata={"nir_colorize": json.dumps(meta, default=str), "format": "pt"})
-    size = tmp.stat().st_size
-    if size > MAX_BYTES:
-        tmp.unlink()
-        raise ValueError(f"{model_id}: {size / 2**20:.0f} MB is above the {MAX_BYTES / 2**20:.0f} MB limit")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={"nir_colorize": json.dumps(meta, default=str), "format": "pt"})
+        if (size := tmp.stat().st_size) > MAX_BYTES:
+            raise ValueError(f"{model_id}: {size / 2**20:.0f} MB is above the {MAX_BYTES / 2**20:.0f} MB limit")
     return path
 
 

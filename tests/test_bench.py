@@ -17,7 +17,7 @@ import torch
 
 from nir_colorize.bench import report, training
 from nir_colorize.bench.__main__ import BenchConfig, _csv, main, run_bench
-from nir_colorize.bench.cases import BASELINE, has_module, real_nir, real_rgb, run_isolated
+from nir_colorize.bench.common import BASELINE, has_module, real_nir, real_rgb, run_isolated
 from nir_colorize.bench.timing import measure, summarize
 from nir_colorize.utils import hardware
 from tests.conftest import task_nices

@@ -19,10 +19,11 @@ pytest.importorskip("onnxruntime")  # the `deploy` extra (requirements.lock inst
 
 import onnx  # noqa: E402
 
-from nir_colorize import export, predict, runtime  # noqa: E402
+from nir_colorize import export, onnx_export, pipeline, runtime  # noqa: E402
 from nir_colorize.bench import deploy  # noqa: E402
 from nir_colorize.data.io import read_nir  # noqa: E402
-from nir_colorize.eval import load_module  # noqa: E402
+from nir_colorize.loading import load_checkpoint  # noqa: E402
+from nir_colorize.offline.cache import CACHE_ENV  # noqa: E402
 from nir_colorize.utils.compose import compose_config  # noqa: E402
 from nir_colorize.utils.errors import user_error_message  # noqa: E402
 
@@ -58,20 +59,20 @@ def test_export_writes_a_checked_onnx_file_with_dynamic_shapes_and_metadata(link
     path = linknet_onnx["path"]
     assert path.name == "model.onnx" and path.parent.name == "run"  # default: <run dir>/model.onnx
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".part") or p.suffix == ".data"]
-    assert linknet_onnx["max_abs_diff"] < 1e-4 and linknet_onnx["opset"] == export.DEFAULT_OPSET
+    assert linknet_onnx["max_abs_diff"] < 1e-4 and linknet_onnx["opset"] == onnx_export.DEFAULT_OPSET
     model = onnx.load(str(path))
-    assert {o.version for o in model.opset_import if o.domain in ("", "ai.onnx")} == {export.DEFAULT_OPSET}
+    assert {o.version for o in model.opset_import if o.domain in ("", "ai.onnx")} == {onnx_export.DEFAULT_OPSET}
     dims = [[d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
             for v in (model.graph.input[0], model.graph.output[0])]
     assert dims == [["batch", 1, "height", "width"], ["batch", 3, "height", "width"]]
-    meta = export.read_metadata(path)
+    meta = onnx_export.read_metadata(path)
     assert (meta["model"], meta["pad_multiple"], meta["output_stride"]) == ("linknet", "32", "32")
     assert "best.ckpt" in meta["source"] and len(meta["weights_sha256"]) == 16
 
 
 def test_onnxruntime_matches_torch_on_real_images(linknet_onnx: dict, trained_run: Path, sample_dir: Path,
                                                   one_thread) -> None:
-    net = load_module(trained_run / "checkpoints" / "best.ckpt").net.eval()
+    net = load_checkpoint(trained_run / "checkpoints" / "best.ckpt").net.eval()
     ort_net = runtime.OnnxColorizer(linknet_onnx["path"])
     assert (ort_net.pad_multiple, ort_net.output_stride, ort_net.threads) == (32, 32, 1)
     assert next(ort_net.parameters()).device == torch.device("cpu")
@@ -113,8 +114,8 @@ def test_predict_onnxruntime_writes_the_torch_pngs(linknet_onnx: dict, trained_r
     shutil.copy(sample_dir / ODD, inputs)  # 1024x679: above tile_above, tiled
     ckpt = f"ckpt_path={trained_run / 'checkpoints' / 'best.ckpt'}"
     torch_out, ort_out = tmp_path / "torch", tmp_path / "ort"
-    predict.run(predict_cfg(inputs, torch_out, tmp_path, ckpt))
-    result = predict.run(predict_cfg(inputs, ort_out, tmp_path, "backend=onnxruntime",
+    pipeline.run(predict_cfg(inputs, torch_out, tmp_path, ckpt))
+    result = pipeline.run(predict_cfg(inputs, ort_out, tmp_path, "backend=onnxruntime",
                                      f"onnx_path={linknet_onnx['path']}"))
     assert sorted(p.name for p in result.written) == ["0000_nir.png", "testing_0000_nir_reg.png"]
     for name in ("0000_nir.png", "testing_0000_nir_reg.png"):
@@ -125,8 +126,8 @@ def test_predict_onnxruntime_writes_the_torch_pngs(linknet_onnx: dict, trained_r
     small = tmp_path / "small"
     small.mkdir()
     Image.fromarray(np.asarray(Image.open(sample_dir / TEST_PNG).convert("L"))[:96, :131]).save(small / "s.png")
-    predict.run(predict_cfg(small, tmp_path / "tf", tmp_path, ckpt, "fusion=bfwls"))
-    predict.run(predict_cfg(small, tmp_path / "of", tmp_path, "fusion=bfwls", "backend=onnxruntime",
+    pipeline.run(predict_cfg(small, tmp_path / "tf", tmp_path, ckpt, "fusion=bfwls"))
+    pipeline.run(predict_cfg(small, tmp_path / "of", tmp_path, "fusion=bfwls", "backend=onnxruntime",
                             f"onnx_path={linknet_onnx['path']}"))
     a = np.asarray(Image.open(tmp_path / "tf" / "s.png"), dtype=np.int16)
     b = np.asarray(Image.open(tmp_path / "of" / "s.png"), dtype=np.int16)
@@ -135,7 +136,7 @@ def test_predict_onnxruntime_writes_the_torch_pngs(linknet_onnx: dict, trained_r
 
 def test_predict_onnxruntime_without_onnx_path_exports_once_into_the_cache(
         linknet_onnx: dict, trained_run: Path, sample_dir: Path, tmp_path: Path, monkeypatch, one_thread) -> None:
-    monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     calls = []
 
     def fake_export(net, path, opset, model_name=None, meta=None):  # the real one is tested above
@@ -143,15 +144,15 @@ def test_predict_onnxruntime_without_onnx_path_exports_once_into_the_cache(
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(linknet_onnx["path"], path)
 
-    monkeypatch.setattr(export, "export_onnx", fake_export)
+    monkeypatch.setattr(onnx_export, "export_onnx", fake_export)
     (tmp_path / "in").mkdir()
     Image.fromarray(np.asarray(Image.open(sample_dir / TEST_PNG).convert("L"))[:64, :80]).save(tmp_path / "in" / "a.png")
     for out in ("o1", "o2"):
         cfg = predict_cfg(tmp_path / "in", tmp_path / out, tmp_path, "backend=onnxruntime",
                           f"ckpt_path={trained_run / 'checkpoints' / 'best.ckpt'}")
-        assert predict.run(cfg).written
+        assert pipeline.run(cfg).written
     cached = list((tmp_path / "cache" / "onnx").glob("linknet-*-opset20-*.onnx"))
-    assert len(cached) == 1 and len(calls) == 1 and calls[0][:2] == ("linknet", export.DEFAULT_OPSET)
+    assert len(cached) == 1 and len(calls) == 1 and calls[0][:2] == ("linknet", onnx_export.DEFAULT_OPSET)
 
 
 def test_missing_or_foreign_onnx_file_is_a_clear_error(tmp_path: Path, sample_dir: Path) -> None:
@@ -159,7 +160,7 @@ def test_missing_or_foreign_onnx_file_is_a_clear_error(tmp_path: Path, sample_di
     cfg = predict_cfg(sample_dir / TEST_PNG, tmp_path / "out", tmp_path, "backend=onnxruntime",
                       f"onnx_path={missing}")
     with pytest.raises(FileNotFoundError, match="no such ONNX file") as info:
-        predict.run(cfg)
+        pipeline.run(cfg)
     assert str(missing) in user_error_message(info.value)  # the CLI's one error line names it
     foreign = tmp_path / "model.onnx"
     foreign.write_text("not a model")
@@ -167,7 +168,7 @@ def test_missing_or_foreign_onnx_file_is_a_clear_error(tmp_path: Path, sample_di
         runtime.OnnxColorizer(foreign)
     assert str(foreign) in user_error_message(info.value)
     with pytest.raises(Exception, match="backend=cuda: choose one of torch, onnxruntime"):
-        predict.run(predict_cfg(sample_dir / TEST_PNG, tmp_path / "out", tmp_path, "backend=cuda"))
+        pipeline.run(predict_cfg(sample_dir / TEST_PNG, tmp_path / "out", tmp_path, "backend=cuda"))
 
 
 def test_export_refuses_other_formats_and_unknown_opsets(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Honest evaluation (SPEC section 6): duplicates between splits, the carve-out, clean rows, bootstrap intervals."""
+"""Honest evaluation (design section 6): duplicates between splits, the carve-out, clean rows, bootstrap intervals."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Metrics of SPEC section 3 against independent references on the real sample pairs (no network, no GPU)."""
+"""Metrics of design section 3 against independent references on the real sample pairs (no network, no GPU)."""
 
 from __future__ import annotations
 
@@ -259,7 +259,7 @@ def test_weights_resolution_order_and_clear_error(tmp_path, monkeypatch, images,
     monkeypatch.setenv(lw.CACHE_ENV, str(cache))
     clear_cache()
     try:
-        with pytest.raises(lw.LPIPSWeightsError, match="--prepare"):
+        with pytest.raises(lw.WeightsError, match="nir_colorize.offline"):
             build_lpips()
         # torchvision's own layout in the hub cache wins over the converted cache.
         state = torchvision.models.alexnet(weights=None).state_dict()
@@ -277,18 +277,22 @@ def test_weights_resolution_order_and_clear_error(tmp_path, monkeypatch, images,
 
 
 def test_prepare_converts_offline_and_refuses_foreign_files(tmp_path, monkeypatch, converted_weights):
-    raw = lw.flax_ckpt_path().read_bytes()
+    from nir_colorize.models.imagenet import vgg16_path
+    from nir_colorize.offline.__main__ import prepare
+
+    raw, vgg16 = lw.flax_ckpt_path().read_bytes(), vgg16_path().read_bytes()
     monkeypatch.setenv(lw.CACHE_ENV, str(tmp_path))
-    lw.flax_ckpt_path().parent.mkdir(parents=True)
-    lw.flax_ckpt_path().write_bytes(raw)
-    out = lw.prepare()  # from the kept checkpoint: no network
+    for path, data in ((lw.flax_ckpt_path(), raw), (vgg16_path(), vgg16)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    out = prepare()  # from the kept checkpoint: no network
     assert out == lw.converted_path()
     assert lw.resolve_alexnet_features()[1] == str(out) or lw.hub_checkpoint().is_file()
     lw.flax_ckpt_path().write_bytes(raw[:-10])
-    with pytest.raises(lw.LPIPSWeightsError, match="sha256"):
-        lw.prepare(force=True)
+    with pytest.raises(lw.WeightsError, match="sha256"):
+        prepare(force=True)
     out.write_bytes(b"not a torch file")
-    with pytest.raises(lw.LPIPSWeightsError, match="unreadable"):
+    with pytest.raises(lw.WeightsError, match="unreadable"):
         lw.load_converted()
 
 

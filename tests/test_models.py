@@ -1,4 +1,4 @@
-"""The networks of SPEC section 1: shapes, strides, gradients, encoder weights, configs, one training run."""
+"""The networks of design section 1: shapes, strides, gradients, encoder weights, configs, one training run."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def test_acd_encoder_is_resnet34_with_stride1_stem():
     assert encoder.conv1.stride == (1, 1) and encoder.conv1.in_channels == 1
     nir, _ = real_batch(64, 96)
     feats = encoder.eval()(nir)
-    # SPEC skips: stem (64, /1), stage 1 (64, /2), stage 2 (128, /4), stage 3 (256, /8), stage 4 (512, /16)
+    # design section 1 skips: stem (64, /1), stage 1 (64, /2), stage 2 (128, /4), stage 3 (256, /8), stage 4 (512, /16)
     assert [tuple(f.shape[1:]) for f in feats[1:]] == [
         (64, 64, 96), (64, 32, 48), (128, 16, 24), (256, 8, 12), (512, 4, 6)]
     # Independent reference: torchvision's ResNet34 with the stem at stride 1, same weights, on the NIR

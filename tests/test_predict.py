@@ -15,14 +15,14 @@ import torch
 from PIL import Image
 from torch import nn
 
-from nir_colorize import PROJECT_ROOT, inference, predict
+from nir_colorize import PROJECT_ROOT, inference, loading, pipeline
 from nir_colorize.bench import predict as bench_predict
 from nir_colorize.data.io import read_nir
-from nir_colorize.eval import load_module
+from nir_colorize.errors import UserError
 from nir_colorize.fusion import BFWLS
+from nir_colorize.loading import load_checkpoint
 from nir_colorize.models import Colorizer
 from nir_colorize.utils.compose import compose_config
-from nir_colorize.utils.errors import UserError
 
 ODD = Path("nirscene1") / "country" / "0000_nir.tiff"  # 1024 x 679: not a multiple of any output stride
 TEST_PNG = Path("Testing") / "testing_0000_nir_reg.png"
@@ -47,7 +47,7 @@ def test_predict_writes_input_sized_pngs(trained_run: Path, sample_dir: Path, tm
     Image.fromarray(np.stack([gray] * 3, -1)).save(inputs / "three.jpg", quality=95)  # 3 identical channels
     Image.fromarray(gray.astype(np.uint16) * 257).save(inputs / "deep.png")  # 16-bit
     out = tmp_path / "out"
-    result = predict.run(predict_cfg(trained_run / "checkpoints" / "last.ckpt", inputs, out, tmp_path))
+    result = pipeline.run(predict_cfg(trained_run / "checkpoints" / "last.ckpt", inputs, out, tmp_path))
     assert sorted(p.name for p in result.written) == ["0000_nir.png", "deep.png", "testing_0000_nir_reg.png",
                                                       "three.png"]
     assert not result.failed
@@ -95,7 +95,7 @@ def test_tiling_is_exact_for_a_model_with_a_small_receptive_field(sample_dir: Pa
 
 
 def test_tiled_matches_whole_image_on_the_trained_model(trained_run: Path, sample_dir: Path) -> None:
-    net = load_module(trained_run / "checkpoints" / "last.ckpt").net.eval()
+    net = load_checkpoint(trained_run / "checkpoints" / "last.ckpt").net.eval()
     nir = nir_tensor(sample_dir / ODD)
     assert nir.shape[-2:] == (679, 1024) and nir.numel() > inference.TILE_ABOVE  # tiled by default
     with torch.inference_mode():
@@ -115,7 +115,7 @@ def trained_colornet(tmp_path_factory: pytest.TempPathFactory) -> nn.Module:
     train.run(train_cfg(tmp, "model=colornet", "trainer.max_epochs=1", "trainer.limit_train_batches=3",
                         "trainer.limit_val_batches=1", "data.crop_size=128", "data.batch_size=4", "test=false",
                         "callbacks.validation_images=null"))
-    return load_module(tmp / "run" / "checkpoints" / "last.ckpt").net.eval()
+    return load_checkpoint(tmp / "run" / "checkpoints" / "last.ckpt").net.eval()
 
 
 def test_tiled_colornet_matches_whole_image(trained_colornet: nn.Module, sample_dir: Path) -> None:
@@ -155,32 +155,32 @@ def test_outputs_never_overwrite_inputs_or_each_other(trained_run: Path, sample_
     shutil.copy(sample_dir / TEST_PNG, inputs / "x.png")
     before = (inputs / "x.png").read_bytes()
     with pytest.raises(ValueError, match="would overwrite an input"):
-        predict.run(predict_cfg(ckpt, inputs, inputs, tmp_path, "overwrite=true"))
+        pipeline.run(predict_cfg(ckpt, inputs, inputs, tmp_path, "overwrite=true"))
     assert (inputs / "x.png").read_bytes() == before
 
     (tmp_path / "other").mkdir()
     shutil.copy(sample_dir / TEST_PNG, tmp_path / "other" / "x.tiff")
     with pytest.raises(ValueError, match="same name"):
-        predict.run(predict_cfg(ckpt, f"{tmp_path}/*/x.*", tmp_path / "out", tmp_path))
+        pipeline.run(predict_cfg(ckpt, f"{tmp_path}/*/x.*", tmp_path / "out", tmp_path))
 
     out = tmp_path / "out"
-    predict.run(predict_cfg(ckpt, inputs, out, tmp_path))
+    pipeline.run(predict_cfg(ckpt, inputs, out, tmp_path))
     (out / "x.png").write_bytes(b"earlier result")
     with pytest.raises(FileExistsError, match="overwrite=true"):
-        predict.run(predict_cfg(ckpt, inputs, out, tmp_path))
+        pipeline.run(predict_cfg(ckpt, inputs, out, tmp_path))
     assert (out / "x.png").read_bytes() == b"earlier result"
-    predict.run(predict_cfg(ckpt, inputs, out, tmp_path, "overwrite=true"))
+    pipeline.run(predict_cfg(ckpt, inputs, out, tmp_path, "overwrite=true"))
     assert Image.open(out / "x.png").size == (256, 256)
 
 
 def test_predict_with_bfwls_fusion(trained_run: Path, sample_dir: Path, tmp_path: Path) -> None:
     ckpt = trained_run / "checkpoints" / "last.ckpt"
     src = sample_dir / TEST_PNG
-    predict.run(predict_cfg(ckpt, src, tmp_path / "fused", tmp_path, "fusion=bfwls"))
+    pipeline.run(predict_cfg(ckpt, src, tmp_path / "fused", tmp_path, "fusion=bfwls"))
     fused = np.asarray(Image.open(tmp_path / "fused" / f"{src.stem}.png"), dtype=np.float32)
     nir = nir_tensor(src)
     with torch.inference_mode():
-        raw = load_module(ckpt).net.eval()(nir).clamp(0, 1)
+        raw = load_checkpoint(ckpt).net.eval()(nir).clamp(0, 1)
         expected = BFWLS()(nir, raw)[0].permute(1, 2, 0).numpy() * 255
     assert np.abs(fused - expected).max() <= 1.0  # 8-bit rounding only
     assert np.abs(fused - raw[0].permute(1, 2, 0).numpy() * 255).mean() > 1.0  # the fusion changed the image
@@ -251,9 +251,9 @@ def test_precision_bf16_is_close_to_fp32_and_auto_follows_the_cpu(trained_run: P
     shutil.copy(sample_dir / TEST_PNG, inputs)
     ckpt = trained_run / "checkpoints" / "last.ckpt"
     cfg = predict_cfg(ckpt, inputs, tmp_path / "bf16", tmp_path, "precision=bf16")
-    assert isinstance(predict.load_net(cfg, cpu), runtime.Bf16ChannelsLast)
-    predict.run(cfg)
-    predict.run(predict_cfg(ckpt, inputs, tmp_path / "fp32", tmp_path))
+    assert isinstance(loading.load_net(cfg, cpu), runtime.Bf16ChannelsLast)
+    pipeline.run(cfg)
+    pipeline.run(predict_cfg(ckpt, inputs, tmp_path / "fp32", tmp_path))
     name = Path(TEST_PNG).with_suffix(".png").name
     a, b = (np.asarray(Image.open(tmp_path / d / name)).astype(np.int16) for d in ("bf16", "fp32"))
     assert a.shape == b.shape and np.abs(a - b).mean() < 1.0 and np.abs(a - b).max() <= 8  # bf16 rounding only

@@ -16,7 +16,8 @@ from safetensors.torch import load_file
 
 from nir_colorize import PROJECT_ROOT, inference
 from nir_colorize.data.io import read_nir
-from nir_colorize.shipped import DEFAULT_ID, MAX_BYTES, export, load_shipped, read_metadata, weights_path
+from nir_colorize.loading import load_shipped
+from nir_colorize.shipped import DEFAULT_ID, MAX_BYTES, export, read_metadata, weights_path
 
 SAMPLE = PROJECT_ROOT / "data" / "sample"
 REFERENCE_INPUT = SAMPLE / "Testing" / "testing_0000_nir_reg.png"

@@ -15,7 +15,7 @@ import torch
 from kornia.color import rgb_to_yuv
 from PIL import Image
 
-from nir_colorize import predict, video
+from nir_colorize import pipeline, video
 from nir_colorize.utils.compose import compose_config
 from nir_colorize.utils.errors import EXIT_USER_ERROR, user_error_message
 from tests.conftest import ROOT
@@ -94,7 +94,7 @@ def test_clip_is_colorized_frame_by_frame_like_its_stills(clip: Path, colorized,
     frames.mkdir()
     for i, frame in enumerate(gray, 1):
         Image.fromarray(frame).save(frames / f"f{i}.png")
-    result = predict.run(cfg(tmp_path, frames, tmp_path / "stills"))
+    result = pipeline.run(cfg(tmp_path, frames, tmp_path / "stills"))
     assert [p.name for p in result.written] == [f"f{i}.png" for i in range(1, FRAMES + 1)]
     for i, frame in enumerate(rgb, 1):
         still = np.asarray(Image.open(tmp_path / "stills" / f"f{i}.png"))
@@ -105,7 +105,7 @@ def test_clip_is_colorized_frame_by_frame_like_its_stills(clip: Path, colorized,
 def test_chroma_smoothing_lowers_the_frame_to_frame_chroma_change(clip: Path, colorized, tmp_path: Path) -> None:
     proc, _ = colorized
     lossless = "video.crf=0"  # x264 at crf 18 also damps small chroma changes itself: see them all
-    result = predict.run(cfg(tmp_path, clip, tmp_path / "smooth.mp4", "video.chroma_smoothing=0.6", lossless))
+    result = pipeline.run(cfg(tmp_path, clip, tmp_path / "smooth.mp4", "video.chroma_smoothing=0.6", lossless))
     raw, smoothed = result.chroma.change()
     assert smoothed < 0.7 * raw
     assert (result.chroma.cuts, result.chroma.pairs) == (1, FRAMES - 2)  # the cut between the two images
@@ -116,14 +116,14 @@ def test_chroma_smoothing_lowers_the_frame_to_frame_chroma_change(clip: Path, co
         uv = [chroma(frame) for frame in decode(path, "rgb24")[0]]
         return float(np.mean([(uv[i + 1] - uv[i]).abs().mean() for i in range(FRAMES - 1) if i != FRAMES // 2 - 1]))
 
-    predict.run(cfg(tmp_path, clip, tmp_path / "plain.mp4", lossless))
+    pipeline.run(cfg(tmp_path, clip, tmp_path / "plain.mp4", lossless))
     assert measured(tmp_path / "smooth.mp4") < 0.7 * measured(tmp_path / "plain.mp4")
     # a folder of frames is smoothed the same way, in natural order
     frames = tmp_path / "frames"
     frames.mkdir()
     for i, frame in enumerate(decode(clip, "gray")[0], 1):
         Image.fromarray(frame).save(frames / f"f{i}.png")
-    stills = predict.run(cfg(tmp_path, frames, tmp_path / "stills", "video.chroma_smoothing=0.6"))
+    stills = pipeline.run(cfg(tmp_path, frames, tmp_path / "stills", "video.chroma_smoothing=0.6"))
     assert stills.chroma.change() == pytest.approx((raw, smoothed), rel=1e-4)
 
 
@@ -140,14 +140,14 @@ def test_broken_video_is_a_one_line_error_naming_it(clip: Path, tmp_path: Path) 
     truncated.parent.mkdir()
     truncated.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
     with pytest.raises(video.VideoReadError) as info:
-        predict.run(cfg(tmp_path, truncated, out / "out.mp4"))
+        pipeline.run(cfg(tmp_path, truncated, out / "out.mp4"))
     assert user_error_message(info.value).startswith(f"{truncated}: unreadable or corrupt video")
     assert not out.exists()
 
 
 def test_a_failure_mid_clip_leaves_no_output(clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    colorize = predict.Pipeline.__call__
+    colorize = pipeline.Pipeline.__call__
 
     def failing(self, nir, progress=None):
         calls.append(1)
@@ -155,10 +155,10 @@ def test_a_failure_mid_clip_leaves_no_output(clip: Path, tmp_path: Path, monkeyp
             raise RuntimeError("out of memory")
         return colorize(self, nir, progress)
 
-    monkeypatch.setattr(predict.Pipeline, "__call__", failing)
+    monkeypatch.setattr(pipeline.Pipeline, "__call__", failing)
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="out of memory"):
-        predict.run(cfg(tmp_path, clip, out / "out.mp4"))
+        pipeline.run(cfg(tmp_path, clip, out / "out.mp4"))
     assert out.is_dir() and not list(out.iterdir())
 
 
@@ -167,7 +167,7 @@ def test_a_clip_that_stops_early_is_written_and_reported(clip: Path, tmp_path: P
     whole = video.write_clip(tmp_path / "long.mkv", video.pan([decode(clip, "gray")[0][0]], 24, 1), 25)
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 3 // 4])
-    result = predict.run(cfg(tmp_path, cut, tmp_path / "out"))  # a folder: <stem>.mp4
+    result = pipeline.run(cfg(tmp_path, cut, tmp_path / "out"))  # a folder: <stem>.mp4
     assert result.written == [tmp_path / "out" / "cut.mp4"] and 0 < result.frames < 24
     ((src, problem),) = result.failed
     assert src == cut and f"decoded only {result.frames} of the 24 frames" in problem
@@ -183,12 +183,12 @@ def test_odd_size_is_kept_and_options_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"video.chroma_smoothing=1.5: choose a weight in \[0, 0.95\]"):
         video.ChromaSmoother(1.5)
     with pytest.raises(ValueError, match="a video output needs a video input"):
-        predict.run(cfg(tmp_path, tmp_path, tmp_path / "out.mp4"))
+        pipeline.run(cfg(tmp_path, tmp_path, tmp_path / "out.mp4"))
     with pytest.raises(ValueError, match="would overwrite the input video"):
-        predict.run(cfg(tmp_path, path, path, "overwrite=true"))
+        pipeline.run(cfg(tmp_path, path, path, "overwrite=true"))
     with pytest.raises(FileExistsError, match="overwrite=true"):
-        predict.run(cfg(tmp_path, path, tmp_path))  # <output>/odd.mp4: the clip written above
-    assert [p.name for p in predict.list_inputs(str(_frames(tmp_path / "seq", [10, 2, 1])))] == [
+        pipeline.run(cfg(tmp_path, path, tmp_path))  # <output>/odd.mp4: the clip written above
+    assert [p.name for p in pipeline.list_inputs(str(_frames(tmp_path / "seq", [10, 2, 1])))] == [
         "f1.png", "f2.png", "f10.png"]
     assert video.is_video("a/B.MP4") and not video.is_video("a/b.png")
 

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Score the shipped model (nir_colorize/weights/reference.safetensors) on both test sets and write every paired
 # comparison of its model card: bash experiments/reference_model/evaluate.sh  (from the repository root; data
-# roots as below, or VCIP=... SCENES=...). Nothing here selects anything: the model and its options are fixed.
+# roots $NIR_COLORIZE_DATA/vcip2020 and .../nirscene1_scenes, default data/..., or VCIP=... SCENES=...). Nothing
+# here selects anything: the model and its options are fixed.
 set -euo pipefail
 E=experiments/reference_model
 PY=${PY:-.venv/bin/python}
-DATA=(data=vcip2020_scenes "data.source.sources.vcip.root=${VCIP:-../shared/data/vcip2020}"
-      "data.source.sources.scenes.root=${SCENES:-../shared/data/nirscene1_scenes}")
+D=${NIR_COLORIZE_DATA:-data}
+DATA=(data=vcip2020_scenes "data.source.sources.vcip.root=${VCIP:-$D/vcip2020}"
+      "data.source.sources.scenes.root=${SCENES:-$D/nirscene1_scenes}")
 ev() { local out=$1; shift; rm -rf "$out"; "$PY" -m nir_colorize.eval "${DATA[@]}" "$@" hydra.run.dir="$out"; }
 ev $E/eval fusion=bfwls                            # plain and + BFWLS (stages raw, bfwls), bf16 autocast
 ev $E/eval_fp32 trainer.precision=32-true          # plain, fp32

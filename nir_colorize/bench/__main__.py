@@ -22,7 +22,8 @@ import torch
 
 from nir_colorize import PROJECT_ROOT
 from nir_colorize.bench import report
-from nir_colorize.bench.cases import BASELINE, has_module, paper_model, run_case, run_isolated
+from nir_colorize.bench.cases import run_case
+from nir_colorize.bench.common import BASELINE, has_module, paper_model, run_isolated
 from nir_colorize.utils.hardware import cpu_bf16_support, fast_precision
 
 SECTIONS = ("training", "inference", "fusion")

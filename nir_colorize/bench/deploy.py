@@ -26,7 +26,7 @@ from torch import nn
 
 from nir_colorize import PROJECT_ROOT
 from nir_colorize.bench import report
-from nir_colorize.bench.cases import build_net, real_nir
+from nir_colorize.bench.common import build_net, real_nir
 from nir_colorize.bench.timing import measure
 from nir_colorize.runtime import Bf16ChannelsLast, resolve_precision
 from nir_colorize.utils.hardware import fast_precision
@@ -58,18 +58,12 @@ def db_text(db: float | None) -> str:
 
 def prepare(model: str, out_dir: Path, ckpt: str | None = None, opset: int | None = None) -> dict[str, Any]:
     """The torch network of ``model`` (seed 0, or ``ckpt``'s weights) and its ONNX export in ``out_dir``."""
-    from nir_colorize.export import DEFAULT_OPSET, export_onnx
+    from nir_colorize.loading import export_source
+    from nir_colorize.onnx_export import DEFAULT_OPSET, export_onnx
 
-    if ckpt and ckpt.startswith("model_id="):  # a shipped model (nir_colorize/weights)
-        from nir_colorize.shipped import load_shipped, read_metadata
-
-        model_id = ckpt.split("=", 1)[1]
-        net, model = load_shipped(model_id).net, str(read_metadata(model_id)["model"]["name"])
-    elif ckpt:
-        from nir_colorize.eval import load_module
-
-        module = load_module(ckpt, compile=False, channels_last=False)
-        net, model = module.net, str(module.hparams.model["name"])
+    if ckpt:  # a checkpoint, or model_id=ID: a shipped model (nir_colorize/weights)
+        model_id = ckpt.split("=", 1)[1] if ckpt.startswith("model_id=") else None
+        net, model, _ = export_source(None if model_id else ckpt, model_id)
     else:
         torch.manual_seed(0)
         net = build_net(model)

@@ -78,7 +78,9 @@ def table(results: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nir_colorize.bench.epoch", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", default=str(PROJECT_ROOT.parent / "shared" / "data" / "vcip2020"))
+    data_dir = os.environ.get("NIR_COLORIZE_DATA") or str(PROJECT_ROOT / "data")  # as paths.data_dir
+    parser.add_argument("--data-root", default=str(Path(data_dir) / "vcip2020"),
+                        help="VCIP 2020 folder (default $NIR_COLORIZE_DATA/vcip2020, else data/vcip2020)")
     parser.add_argument("--models", nargs="+", default=["linknet", "colornet"])
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--steps", type=int, default=8, help="steps per case, the first 2 untimed (default 8)")
@@ -88,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(PROJECT_ROOT / "experiments" / "bench"))
     args = parser.parse_args(argv)
     if not Path(args.data_root).is_dir():
-        print(f"error: VCIP 2020 data root {args.data_root} does not exist (--data-root)", file=sys.stderr)
+        print(f"error: VCIP 2020 data root {args.data_root} does not exist (--data-root or NIR_COLORIZE_DATA)",
+              file=sys.stderr)
         return 2
     results = []
     for model in args.models:

@@ -9,7 +9,7 @@
 2. On the benchmark set (``BENCH_SET``: the two full-resolution nirscene1 frames, country and urban, and eight
    nirscene1 frames of old buildings, streets, interiors and water, 384x256 upscaled): per image the exact WLS
    (``pcg``) time and CG iterations, the same solve in torch alone (``fused=False``), the direct solve (SciPy SuperLU, its fastest ordering) and their ratio, and
-   the max abs difference (the SPEC's "exact" is 1/510); then the spread over the set.
+   the max abs difference (the design's "exact" is 1/510); then the spread over the set.
 ``--orderings`` times every SuperLU ordering on the first image (which one is the fastest direct solve).
 """
 

@@ -22,13 +22,13 @@ from PIL import Image
 
 from nir_colorize import PROJECT_ROOT
 from nir_colorize.bench import report
-from nir_colorize.bench.cases import paper_model, real_nir, run_isolated
+from nir_colorize.bench.common import paper_model, real_nir, run_isolated
 from nir_colorize.bench.timing import peak_rss_mb
 from nir_colorize.data.io import to_uint8
 
 
 def write_checkpoint(model: str, path: Path) -> Path:
-    """An untrained ``ColorizationModule`` of ``model`` saved as a checkpoint ``load_module`` accepts."""
+    """An untrained ``ColorizationModule`` of ``model`` saved as a checkpoint ``loading.load_checkpoint`` accepts."""
     from nir_colorize.module import ColorizationModule
 
     module = ColorizationModule(model={"name": model})
@@ -39,7 +39,7 @@ def write_checkpoint(model: str, path: Path) -> Path:
 
 def predict_case(model: str, width: int, height: int, device: str, overrides: list[str]) -> dict:
     """Seconds, megapixels/s and peak RSS of one ``nir_colorize.predict`` run on one width x height image."""
-    from nir_colorize import predict
+    from nir_colorize import pipeline
     from nir_colorize.utils.compose import compose_config
 
     torch.manual_seed(0)
@@ -52,7 +52,7 @@ def predict_case(model: str, width: int, height: int, device: str, overrides: li
                                          "progress=false", *overrides], output_dir=tmp / "run")
         rss_setup = peak_rss_mb()
         start = time.perf_counter()
-        result = predict.run(cfg)
+        result = pipeline.run(cfg)
         seconds = time.perf_counter() - start
         with Image.open(tmp / "out" / "nir.png") as im:
             if result.failed or im.size != (width, height):

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from nir_colorize import PROJECT_ROOT
+from nir_colorize.utils.atomic import write_bytes_atomic
 from nir_colorize.utils.hardware import cpu_bf16_support, cpu_count, cpu_model
 
 __all__ = ["cpu_count", "cpu_model", "machine_meta", "machine_name", "markdown", "slug", "write"]
@@ -243,11 +244,8 @@ def markdown(result: dict) -> str:
 
 def write(result: dict, out_dir: Path) -> tuple[Path, Path]:
     """Write ``<machine>.json`` and ``<machine>.md`` under ``out_dir`` (atomically); returns both paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     name = result["meta"]["machine"]
     paths = out_dir / f"{name}.json", out_dir / f"{name}.md"
     for path, text in zip(paths, (json.dumps(result, indent=2) + "\n", markdown(result)), strict=True):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        write_bytes_atomic(path, text.encode())
     return paths

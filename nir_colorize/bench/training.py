@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from nir_colorize.bench.cases import build_net, real_nir, real_rgb, timed
+from nir_colorize.bench.common import build_net, real_nir, real_rgb, timed
 from nir_colorize.utils.hardware import BF16, fast_precision
 
 PRECISIONS = {"fp32": "32-true", "bf16": "bf16-mixed"}  # benchmark name -> Lightning precision
@@ -64,7 +64,7 @@ def real_batch(batch: int, size: int, device: str) -> tuple[torch.Tensor, torch.
 
 
 def setup(model: str, device: str, layout: str, state: dict | None = None):
-    """The network (seed 0, or ``state``) in training mode in ``layout``, and its Adam (SPEC hyper-parameters)."""
+    """The network (seed 0, or ``state``) in training mode in ``layout``, and its Adam (design section 1 hyper-parameters)."""
     torch.manual_seed(0)
     net = build_net(model)
     if state is not None:

@@ -9,7 +9,7 @@ import os
 import threading
 from pathlib import Path
 
-from nir_colorize.data.io import write_bytes_atomic
+from nir_colorize.utils.atomic import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from nir_colorize.data.pairs import DatasetError, Pair
+from nir_colorize.data.pairs import Pair
+from nir_colorize.errors import DatasetError
 
 
 class CombinedPairs:

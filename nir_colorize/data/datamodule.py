@@ -17,8 +17,10 @@ from torch.utils.data import DataLoader
 from nir_colorize.data import leakage as lk
 from nir_colorize.data.checked import CheckedFiles
 from nir_colorize.data.dataset import Augment, InMemoryPairs, PairDataset, to_unit
-from nir_colorize.data.io import image_size, write_bytes_atomic
-from nir_colorize.data.pairs import DatasetError, Pair, check_pairs
+from nir_colorize.data.io import image_size
+from nir_colorize.data.pairs import Pair, check_pairs
+from nir_colorize.errors import DatasetError
+from nir_colorize.utils.atomic import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import uuid
 import zipfile
 from pathlib import Path
 
-from nir_colorize.data.io import atomic_path
+from nir_colorize.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

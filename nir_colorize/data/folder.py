@@ -9,8 +9,9 @@ from functools import cached_property
 from pathlib import Path
 
 from nir_colorize.data.io import IMAGE_SUFFIXES
-from nir_colorize.data.pairs import DatasetError, Pair
+from nir_colorize.data.pairs import Pair, missing_root
 from nir_colorize.data.splits import SPLITS, read_split_files, split_by_ratio
+from nir_colorize.errors import DatasetError
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class FolderPairs:
     def found(self) -> tuple[dict[str, Pair], list[str]]:
         """(every complete pair under the root by id, one problem line per unpartnered file)."""
         if not self.root.is_dir():
-            raise DatasetError(f"folder {self.root} does not exist")
+            raise DatasetError(missing_root(self.root, "folder"))
         files = sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*")
                        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:

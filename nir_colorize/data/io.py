@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import struct
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +13,9 @@ import png  # pypng: Pillow reads 16-bit colour PNGs as 8-bit and ignores sBIT
 import tifffile
 from PIL import Image, ImageOps
 
+from nir_colorize.errors import ImageReadError
+from nir_colorize.utils.atomic import atomic_path
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"}
@@ -23,15 +23,6 @@ IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"}
 # Largest channel difference (on [0, 1]) of an NIR file stored as three "identical" channels:
 # two 8-bit levels, so that lossy JPEG round-off passes and a colour image does not.
 NIR_CHANNEL_TOLERANCE = 2.0 / 255.0
-
-
-class ImageReadError(ValueError):
-    """An image that cannot be used; the message names the file and the problem."""
-
-    def __init__(self, path: str | os.PathLike, problem: str) -> None:
-        self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
 
 
 # -------------------------------------------------------------------------------------------- decoding
@@ -427,30 +418,6 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """[0, 1] float (H, W, C) to uint8 with rounding."""
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is renamed to ``path`` (atomic on one
-    file system), on any error or interruption it is deleted. A reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file + rename)."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    return Path(path)
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:

@@ -1,4 +1,4 @@
-"""Train/test overlap: exact and near-duplicate pairs between the splits of a dataset (SPEC section 6).
+"""Train/test overlap: exact and near-duplicate pairs between the splits of a dataset (design section 6).
 
 Every image gets a fingerprint when the dataset check decodes it (``fingerprint``; cached with that
 check, so a run pays the decode once per file): a hash of its decoded pixels, a hash of its horizontal

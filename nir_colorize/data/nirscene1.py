@@ -28,9 +28,11 @@ from PIL import Image
 
 from nir_colorize.data.download import DownloadError, fetch, unpack
 from nir_colorize.data.folder import FolderPairs
-from nir_colorize.data.io import ImageReadError, read_nir, read_rgb, to_uint8, write_bytes_atomic
-from nir_colorize.data.pairs import DatasetError, Pair
+from nir_colorize.data.io import read_nir, read_rgb, to_uint8
+from nir_colorize.data.pairs import Pair
 from nir_colorize.data.splits import SPLITS, split_groups
+from nir_colorize.errors import DatasetError, ImageReadError
+from nir_colorize.utils.atomic import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 

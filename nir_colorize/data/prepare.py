@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from nir_colorize.data.nirscene1 import RESAMPLE, NIRScene1, prepare_nirscene1
-from nir_colorize.data.pairs import DatasetError
+from nir_colorize.errors import DatasetError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -7,7 +7,8 @@ import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from nir_colorize.data.pairs import DatasetError
+from nir_colorize.errors import DatasetError
+from nir_colorize.utils.atomic import write_bytes_atomic
 
 SPLITS = ("train", "val", "test")
 
@@ -84,9 +85,7 @@ def read_split_files(files: Mapping[str, str | Path], root: Path) -> dict[str, s
 def write_carve_out(path: Path, assignment: Mapping[str, str], val_ratio: float, seed: int) -> None:
     """Record a validation carve-out (pair name -> train | val) as JSON, atomically (names only, no paths: the
     file holds for any copy of the dataset)."""
-    from nir_colorize.data.io import write_bytes_atomic
-
-    record = {"format": 1, "what": "validation carved out of the training pairs (SPEC section 6)",
+    record = {"format": 1, "what": "validation carved out of the training pairs (design section 6)",
               "val_ratio": val_ratio, "seed": seed,
               **{s: sorted(k for k, v in assignment.items() if v == s) for s in ("val", "train")}}
     write_bytes_atomic(path, (json.dumps(record, indent=1) + "\n").encode())

@@ -1,4 +1,4 @@
-"""BFWLS pixel-level fusion (SPEC section 2): exact WLS smoothing, the fusion, and its Lightning callback."""
+"""BFWLS pixel-level fusion (design section 2): exact WLS smoothing, the fusion, and its Lightning callback."""
 
 from nir_colorize.fusion.bfwls import BFWLS, bfwls
 from nir_colorize.fusion.callback import BFWLSCallback

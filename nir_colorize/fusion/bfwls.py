@@ -1,4 +1,4 @@
-"""BFWLS pixel-level fusion (paper section 3.2, SPEC section 2): NIR detail into the network's luminance.
+"""BFWLS pixel-level fusion (paper section 3.2, design section 2): NIR detail into the network's luminance.
 
 1. ``NIR_d = ((NIR - BF(NIR)) + (NIR - WLS(NIR))) / 2`` (bilateral filter: kornia).
 2. ``Y, U, V = rgb_to_yuv(rgb)`` (kornia); ``Y' = detail_gain * NIR_d + WLS(Y)``.

@@ -701,15 +701,3 @@ def pcg(op, b, precond, tol: float, max_iter: int):
         rz = dots.copy()
         kern.new_direction(p, z, beta)
     return x_t, max_iter
-
-
-def warm() -> None:
-    """Compile every kernel (serial and parallel) once, into numba's on-disk cache (``make install`` runs it;
-    the first solve would otherwise take ~25 s)."""
-    import torch
-
-    from nir_colorize.fusion.wls import wls_smooth
-
-    gen = torch.Generator().manual_seed(0)
-    for size in ((300, 230), (100, 90)):  # the parallel kernels on the finest grid, the serial ones everywhere
-        wls_smooth(torch.rand(2, 1, *size, generator=gen))

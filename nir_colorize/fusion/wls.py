@@ -10,7 +10,7 @@ guide (default: the image itself, per channel). That is the sparse 5-point syste
   (``fused.py``, ~2.5x faster), on CUDA (or with ``fused=False``) in torch alone. It stops when the
   residual ``r = g - A u`` has ``max |r| <= tol`` (default 0.99/510). ``A`` is an M-matrix whose rows sum
   to 1 (``A 1 = 1``), so ``A^-1 >= 0`` and ``A^-1 1 = 1``: ``max |u - u*| = max |A^-1 r| <= max |r|``.
-  The stopping rule therefore *guarantees* ``max |u - u*| <= tol``: the SPEC's "exact", within 1/510 (half
+  The stopping rule therefore *guarantees* ``max |u - u*| <= tol``: the design's "exact", within 1/510 (half
   an 8-bit level) of the direct solve, with 1 % left for rounding the result to float32. (The true error
   is typically ~50x below that bound, but no cheaper certificate of the max-norm error was found.)
   Iterations run in ``dtype`` (float32 by default, fast) with the solution accumulated in float64 and

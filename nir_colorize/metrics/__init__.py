@@ -1,4 +1,4 @@
-"""Image-quality metrics of SPEC section 3, per image then averaged over images (docs/metrics.md).
+"""Image-quality metrics of design section 3, per image then averaged over images (docs/metrics.md).
 
 ``functional``: per-image functions ``(B, 3, H, W)`` sRGB in [0, 1] -> ``(B,)``; ``color``: CIELAB and
 S-CIELAB; ``perceptual`` and ``lpips_weights``: LPIPS with offline ImageNet AlexNet features;

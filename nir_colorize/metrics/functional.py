@@ -1,4 +1,4 @@
-"""Per-image metrics of SPEC section 3: (B, 3, H, W) sRGB in [0, 1] -> (B,). No min-max rescaling."""
+"""Per-image metrics of design section 3: (B, 3, H, W) sRGB in [0, 1] -> (B,). No min-max rescaling."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Model registry: every network of SPEC section 1 behind one builder."""
+"""Model registry: every network of design section 1 behind one builder."""
 
 from __future__ import annotations
 

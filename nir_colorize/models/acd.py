@@ -1,4 +1,4 @@
-"""ACD, the asymmetric codec (SPEC section 1, `model=acd`): residual encoder at output stride 16 + UNet decoder."""
+"""ACD, the asymmetric codec (design section 1, `model=acd`): residual encoder at output stride 16 + UNet decoder."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Shared wrapper: [0, 1] NIR in, [0, 1] RGB out, any input size (SPEC section 1)."""
+"""Shared wrapper: [0, 1] NIR in, [0, 1] RGB out, any input size (design section 1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ColorNet (SPEC section 1, `model=colornet`): ACD encoder -> GLFFNet -> ACD decoder."""
+"""ColorNet (design section 1, `model=colornet`): ACD encoder -> GLFFNet -> ACD decoder."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GLFFNet (SPEC section 1, paper section 3.1.2): global-local feature fusion on the deepest encoder map."""
+"""GLFFNet (design section 1, paper section 3.1.2): global-local feature fusion on the deepest encoder map."""
 
 from __future__ import annotations
 

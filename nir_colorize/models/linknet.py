@@ -1,4 +1,4 @@
-"""LinkNet (SPEC `model=linknet`): smp `Linknet` on ResNet34, transposed-conv upsampling."""
+"""LinkNet (design section 1, `model=linknet`): smp `Linknet` on ResNet34, transposed-conv upsampling."""
 
 from __future__ import annotations
 

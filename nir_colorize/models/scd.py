@@ -1,4 +1,4 @@
-"""SCD, the symmetric codec (SPEC section 1, `model=scd`): plain UNet on smp's VGG13-BN encoder, depth 4."""
+"""SCD, the symmetric codec (design section 1, `model=scd`): plain UNet on smp's VGG13-BN encoder, depth 4."""
 
 from __future__ import annotations
 

@@ -65,7 +65,7 @@ def summary(names: list[str], size: tuple[int, int]) -> str:
 def step_times(name: str, batch: int = 4, size: tuple[int, int] = (256, 256), warmup: int = 1,
                repeats: int = 5, seed: int = 0) -> list[float]:
     """Wall-clock seconds of ``repeats`` training steps (forward, L2-sum loss, backward, Adam step;
-    SPEC section 1 hyper-parameters) after ``warmup`` untimed ones, on random data."""
+    design section 1 hyper-parameters) after ``warmup`` untimed ones, on random data."""
     torch.manual_seed(seed)
     model = build_model(name).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.999), eps=1e-8)

@@ -1,4 +1,4 @@
-"""Encoder weights (SPEC section 1, ``model.encoder_weights``): ``imagenet``, ``null`` or a state-dict path.
+"""Encoder weights (design section 1, ``model.encoder_weights``): ``imagenet``, ``null`` or a state-dict path.
 
 ``imagenet`` takes the weights smp itself publishes for the encoder (its registry's Hugging Face repo and
 pinned revision); a path takes a torchvision-layout state dict (``conv1.weight``, ``layer1.0.conv1.weight``,

@@ -1,6 +1,6 @@
 """``python -m nir_colorize.report.compare A B [--stage raw] [--metrics psnr ssim ...] [--out FILE]``.
 
-Compares two evaluations on the same images (SPEC section 6): A and B are eval output folders, run folders
+Compares two evaluations on the same images (design section 6): A and B are eval output folders, run folders
 (their ``test/``) or ``per_image.csv`` files. Per test set and subset (all, clean), per metric: the means of
 A and B, the mean paired difference B - A with its seeded 95 % bootstrap interval, and how many images B
 scores better. Only images present in both are compared; the counts say how many.

@@ -11,8 +11,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from nir_colorize.data.io import atomic_path, to_uint8
+from nir_colorize.data.io import to_uint8
+from nir_colorize.loading import load_checkpoint
 from nir_colorize.report.collect import Run, Sweep
+from nir_colorize.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +49,7 @@ def load_test_images(cfg: DictConfig, count: int, data_root: str | None = None) 
 @torch.no_grad()
 def colorize(run: Run, images: list[dict]) -> list[np.ndarray]:
     """The run's best checkpoint on ``images`` (each whole), followed by its fusion (BFWLS) if it has one."""
-    from nir_colorize.eval import load_module
-
-    module = load_module(run.checkpoint).eval()
+    module = load_checkpoint(run.checkpoint)
     fusion = None
     if run.stage != "raw" and run.cfg is not None and OmegaConf.select(run.cfg, "fusion.callback") is not None:
         fusion = instantiate(run.cfg.fusion.callback).fusion

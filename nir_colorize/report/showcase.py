@@ -71,11 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ckpt-path", help="a training checkpoint instead of the shipped model")
     parser.add_argument("--height", type=int, default=200)
     args = parser.parse_args(argv)
-    from nir_colorize.eval import load_module
-    from nir_colorize.shipped import load_shipped
+    from nir_colorize.loading import load_module
 
     try:
-        module = load_module(args.ckpt_path) if args.ckpt_path else load_shipped(args.model_id)
+        module = load_module(args.ckpt_path, args.model_id)
         figure = showcase(args.nir, module.net.eval(), args.height)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -3,7 +3,7 @@
 Lightning's default ``TorchCheckpointIO`` writes through an fsspec transaction whose temporary file lies
 in the system temp folder: ``shutil.move`` then copies it when that is another file system (a kill during
 the copy leaves a truncated ``last.ckpt``), nothing is fsync'ed, and a kill mid-write leaves the partial
-temp file behind in ``/tmp``. ``AtomicCheckpointIO`` writes ``.<name>.tmp-<pid>-<random>`` beside the
+temp file behind in ``/tmp``. ``AtomicCheckpointIO`` writes ``.<name>.tmp-<pid>-<random>.part`` beside the
 checkpoint, fsyncs it, ``os.replace``s it onto the checkpoint (atomic on one file system) and fsyncs the
 folder; a reader sees the old checkpoint or the new one, never half of one. Temp files left by a killed
 writer (its process is gone) are removed at the next save into that folder.
@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +24,11 @@ import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from nir_colorize.utils.atomic import atomic_path
+
 log = logging.getLogger(__name__)
 
-TEMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[^.]+$")
+TEMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[^.]+(\.part)?$")  # utils.atomic's temp names
 
 
 def _pid_alive(pid: int) -> bool:
@@ -55,36 +56,14 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. Windows: no directory handles
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_atomic(checkpoint: dict[str, Any], path: str | os.PathLike) -> Path:
-    """``torch.save`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``."""
+    """``torch.save`` to ``path`` atomically and durably (``utils.atomic.atomic_path``), after removing the temp
+    files of writers that were killed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600 files; a checkpoint is as readable as any other output
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    with atomic_path(path, durable=True) as tmp, open(tmp, "wb") as fh:
+        torch.save(checkpoint, fh)
     return path
 
 

@@ -26,19 +26,13 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from nir_colorize.errors import USER_ERRORS, CheckpointError
+
 FULL_ERROR = "HYDRA_FULL_ERROR"
 SHORT_MARK = "NIR_COLORIZE_SHORT_ERRORS"  # set by run_main: the HYDRA_FULL_ERROR it sees is its own
 EXIT_USER_ERROR = 2
 QUOTED = re.compile(r'"[^"]+"')  # a key in torch's load_state_dict report
 MAX_LINES = 6  # lines of a multi-line message (e.g. a DatasetError's list of files) kept on the one line
-
-
-class UserError(ValueError):
-    """A mistake in the command line, a file or a folder; the message says which and how to fix it."""
-
-
-class CheckpointError(UserError):
-    """``ckpt_path`` names a file that is not a nir-colorize checkpoint."""
 
 
 CKPT_HINT = "ckpt_path= must name a .ckpt written by nir_colorize.train, e.g. RUN_DIR/checkpoints/best.ckpt"
@@ -114,14 +108,11 @@ def user_error_message(exc: BaseException) -> str | None:
         OmegaConfBaseException,
     )
 
-    from nir_colorize.data import DatasetError, ImageReadError
-
     if isinstance(exc, InstantiationException) and exc.__cause__ is not None:
         inner = user_error_message(exc.__cause__)  # e.g. a DatasetError raised by a data source's __init__
         if inner is not None:
             return inner
-    if isinstance(exc, (UserError, DatasetError, ImageReadError, FileNotFoundError, FileExistsError,
-                        NotADirectoryError, IsADirectoryError)):
+    if isinstance(exc, USER_ERRORS):
         return str(exc)
     if isinstance(exc, MissingMandatoryValue):
         key = getattr(exc, "full_key", None) or "a mandatory value"
