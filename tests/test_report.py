@@ -1,4 +1,4 @@
-"""The ablation study in one command (five-experiment multirun) and its results page (nir_colorize.report)."""
+"""The ablation study in one command (four-experiment multirun, five rows) and its results page (nir_colorize.report)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ import pytest
 from PIL import Image, ImageOps
 
 from nir_colorize.report import __main__ as report
+from nir_colorize.report.claims import CLAIMS
 from nir_colorize.report.figures import GAP, HEADER
 from tests.conftest import ROOT, SAMPLE, train_cfg
 
-EXPERIMENTS = ["ablation_scd", "ablation_linknet", "ablation_acd", "ablation_colornet", "ablation_colornet_bfwls"]
+EXPERIMENTS = ["ablation_scd", "ablation_linknet", "ablation_acd", "ablation_colornet"]
 LABELS = ["SCD only", "LinkNet", "ACD only", "ACD+GLFFNet (ColorNet)", "ColorNet + BFWLS (Ours)"]
+ROWS = [(0, "raw"), (1, "raw"), (2, "raw"), (3, "raw"), (3, "bfwls")]  # (job, stage of its test) of each row
 TILE = 48
 # Tiny and fast: one epoch of one 64x64 batch, one validation and one test batch of two whole images, cheap
 # test metrics, weights-only best checkpoint, no last.ckpt.
@@ -35,7 +37,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The `make ablation` multirun, tiny: five jobs, each trained then tested with its fusion."""
+    """The `make ablation` multirun, tiny: four jobs, each trained then tested (ColorNet with and without BFWLS)."""
     tmp = tmp_path_factory.mktemp("ablation")
     proc = subprocess.run(
         [sys.executable, "-m", "nir_colorize.train", "-m", "+experiment=" + ",".join(EXPERIMENTS),
@@ -63,22 +65,23 @@ def png(path: Path) -> Image.Image:
     return image
 
 
-def test_report_of_the_five_variant_sweep(sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_report_of_the_ablation_sweep(sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "page"
     assert report.main([str(sweep.parent), "--out", str(out), "--images", "1", "--tile", str(TILE)]) == 0
     assert "missing" not in capsys.readouterr().err
 
-    # The table: five rows in the paper's order, each the job's own test result (after BFWLS for the last).
+    # The table: five rows in the paper's order, each a job's own test result (the last two: the ColorNet job's
+    # test without and with BFWLS, the same checkpoint on the same images).
     table = (out / "table.md").read_text()
     assert [h.split("\n")[0] for h in table.split("### Test set ")[1:]] == [
         "`validation`, clean images", "`validation`, all images", "`testing`, clean images", "`testing`, all images"]
     for block, (test_set, subset) in enumerate([("validation", "clean"), ("validation", "all"), ("testing", "clean")]):
         rows = table_rows(table, block)
         assert [r[0] for r in rows] == LABELS
-        for job, (experiment, row) in enumerate(zip(EXPERIMENTS, rows, strict=True)):
-            assert f"+experiment={experiment}" in (sweep / str(job) / ".hydra" / "overrides.yaml").read_text()
+        for (job, stage_name), row in zip(ROWS, rows, strict=True):
+            assert f"+experiment={EXPERIMENTS[job]}" in (sweep / str(job) / ".hydra" / "overrides.yaml").read_text()
             summary = json.loads((sweep / str(job) / "test" / "metrics.json").read_text())["summary"]
-            stage = summary[test_set][subset]["bfwls" if experiment.endswith("bfwls") else "raw"]
+            stage = summary[test_set][subset][stage_name]
             psnr, interval = row[2].split(" [")  # column 2: PSNR [95 % interval]
             assert float(psnr.strip("*")) == pytest.approx(stage["psnr"], abs=1e-4)
             assert interval == "{:.2f}, {:.2f}]".format(*stage["psnr_ci95"])
@@ -86,6 +89,19 @@ def test_report_of_the_five_variant_sweep(sweep: Path, tmp_path: Path, capsys: p
     readme = (out / "README.md").read_text()
     assert "python -m nir_colorize.train -m +experiment=" + ",".join(EXPERIMENTS) in readme
     assert "study=test_study" in readme and "## Missing" not in readme
+
+    # The paper's three claims: paired differences on the same images, here recomputed from the per-image CSVs.
+    assert "## The paper's claims, paired" in readme
+    claims = json.loads((out / "summary.json").read_text())["claims"]
+    assert [c["claim"] for c in claims if c["set"] == "all test sets"] == [text for *_, text, _ in CLAIMS]
+    with open(sweep / "3" / "test" / "per_image.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["clean"] == "True"]
+    psnr = {(r["set"], r["name"], r["stage"]): float(r["psnr"]) for r in rows}
+    diffs = [psnr[s, n, "bfwls"] - psnr[s, n, "raw"] for (s, n, stage) in psnr if stage == "raw"]
+    bfwls = next(c for c in claims if c["set"] == "all test sets" and c["b"] == "ColorNet + BFWLS (Ours)")
+    assert bfwls["images"] == len(diffs) and bfwls["diffs"]["psnr"]["diff"] == pytest.approx(np.mean(diffs))
+    low, high = bfwls["diffs"]["psnr"]["ci95"]
+    assert bfwls["verdict"] == ("confirmed" if low > 0 else "reversed" if high < 0 else "not confirmed")
 
     # The grid: 1 test image x (NIR, five variants, ground truth), tiles as the sample files, fitted.
     grid = np.asarray(png(out / "samples.png").convert("RGB"))
@@ -108,8 +124,9 @@ def test_report_of_the_five_variant_sweep(sweep: Path, tmp_path: Path, capsys: p
     # The plot: a PNG; its data, in summary.json, are each job's logged val/psnr.
     assert png(out / "val_psnr.png").size[0] > 300
     runs = json.loads((out / "summary.json").read_text())["runs"]
-    for job, run in enumerate(runs):
-        with open(sweep / str(job) / "csv" / "metrics.csv") as fh:
+    assert [(int(r["job"]), r["stage"]) for r in runs] == ROWS
+    for run in runs:
+        with open(sweep / run["job"] / "csv" / "metrics.csv") as fh:
             logged = [float(r["val/psnr"]) for r in csv.DictReader(fh) if r["val/psnr"]]
         assert [p for _, p in run["val_psnr"]] == pytest.approx(logged) and len(logged) == 1
 
@@ -118,7 +135,7 @@ def test_report_says_what_is_missing(sweep: Path, tmp_path: Path, capsys: pytest
     broken = tmp_path / "sweep"
     broken.mkdir()
     shutil.copy(sweep / "multirun.yaml", broken)
-    for job in ("0", "1", "4"):
+    for job in ("0", "1"):
         (broken / job).symlink_to(sweep / job)
     shutil.copytree(sweep / "3", broken / "3", ignore=shutil.ignore_patterns("test", "checkpoints"))  # crashed
     out = tmp_path / "page"
@@ -129,12 +146,13 @@ def test_report_says_what_is_missing(sweep: Path, tmp_path: Path, capsys: pytest
     assert "job 3 (ACD+GLFFNet (ColorNet)): missing checkpoints/best.ckpt" in err
     rows = table_rows((out / "table.md").read_text())
     assert [r[0] for r in rows] == ["SCD only", "LinkNet", "ACD+GLFFNet (ColorNet)", "ColorNet + BFWLS (Ours)"]
-    assert rows[2][1] == "missing"
+    assert rows[2][1] == "missing" and rows[3][1] == "missing"  # the crashed job's two rows
     assert "## Missing" in (out / "README.md").read_text()
     grid = np.asarray(png(out / "samples.png").convert("RGB"))
-    assert grid.shape[1] == 6 * TILE + 5 * GAP  # NIR, four runs, ground truth; job 3's column gray
-    column = grid[HEADER:HEADER + TILE, 3 * (TILE + GAP):3 * (TILE + GAP) + TILE]
-    assert (column[: TILE // 4] == 200).all()
+    assert grid.shape[1] == 6 * TILE + 5 * GAP  # NIR, four rows, ground truth; job 3's two columns gray
+    for col in (3, 4):
+        column = grid[HEADER:HEADER + TILE, col * (TILE + GAP):col * (TILE + GAP) + TILE]
+        assert (column[: TILE // 4] == 200).all()
 
 
 def test_report_of_no_sweep_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -163,7 +181,7 @@ def test_wandb_logs_a_study_as_one_group_with_a_tag_per_variant(tmp_path: Path) 
     from nir_colorize.utils.compose import compose_config
     from nir_colorize.utils.instantiate import instantiate_loggers
 
-    for experiment, tag in (("ablation_acd", "acd"), ("ablation_colornet_bfwls", "colornet_bfwls")):
+    for experiment, tag in (("ablation_acd", "acd"), ("ablation_colornet", "colornet")):
         cfg = compose_config("train", ["logger=wandb", "study=my_study", f"+experiment={experiment}",
                                        f"paths.log_dir={tmp_path}"], output_dir=tmp_path / experiment)
         wandb, csv_logger = sorted(instantiate_loggers(cfg), key=lambda lg: type(lg).__name__ != "WandbLogger")

@@ -6,7 +6,7 @@ import csv
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +42,14 @@ class Run:
     curve: list[tuple[int, float]] = field(default_factory=list)  # (epoch, val/psnr)
     checkpoint: Path | None = None
     missing: list[str] = field(default_factory=list)
+    fusion: str | None = None  # the row's stage when one test holds several (``stage_rows``); else the config's
 
     @property
     def key(self) -> tuple[str, str]:
         if self.cfg is None:
             return ("?", "?")
-        return (str(OmegaConf.select(self.cfg, "model.name")), str(OmegaConf.select(self.cfg, "fusion.name")))
+        return (str(OmegaConf.select(self.cfg, "model.name")),
+                self.fusion or str(OmegaConf.select(self.cfg, "fusion.name")))
 
     @property
     def label(self) -> str:
@@ -72,10 +74,14 @@ class Run:
         return list(self.summary or {})
 
     @property
+    def stages(self) -> list[str]:
+        """The stages of ``test/metrics.json`` (``raw``, and e.g. ``bfwls`` when tested with a fusion), in order."""
+        return list(dict.fromkeys(st for by_subset in (self.summary or {}).values() for st in by_subset.get("all", {})))
+
+    @property
     def stage(self) -> str:
         """The stage of ``test/metrics.json`` that is this variant's result: after fusion where there is one."""
-        stages = {st for by_subset in (self.summary or {}).values() for st in by_subset.get("all", {})}
-        return self.key[1] if self.key[1] != "none" and self.key[1] in stages else "raw"
+        return self.key[1] if self.key[1] != "none" and self.key[1] in self.stages else "raw"
 
     def metrics(self, test_set: str, subset: str = "clean") -> dict[str, float] | None:
         """This variant's means on ``subset`` (all | clean) of ``test_set``, or None."""
@@ -189,12 +195,21 @@ def read_run(job_dir: Path) -> Run:
     return run
 
 
+def stage_rows(run: Run) -> list[Run]:
+    """A run tested with and without a fusion (the same checkpoint, the same images) as one row per stage: the
+    ColorNet job's ``raw`` is the paper's "ACD+GLFFNet" row and its ``bfwls`` the "ColorNet + BFWLS" row."""
+    stages = run.stages or (["raw", run.key[1]] if run.key[1] not in ("none", "None", "?") else [])
+    if len(stages) < 2:
+        return [run]
+    return [replace(run, fusion="none" if stage == "raw" else stage) for stage in stages]
+
+
 def collect_sweep(sweep_dir: str | Path) -> Sweep:
     """Read every job of ``sweep_dir``; jobs launched but absent and files missing go to ``problems``."""
     sweep_dir = Path(sweep_dir)
     expected, command = expected_jobs(sweep_dir)
     jobs = sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
-    runs = [read_run(p) for p in jobs]
+    runs = [row for p in jobs for row in stage_rows(read_run(p))]
     problems = []
     if not (sweep_dir / "multirun.yaml").is_file():
         problems.append(f"{sweep_dir}/multirun.yaml is missing: cannot tell whether every job of the sweep is here")
@@ -202,7 +217,10 @@ def collect_sweep(sweep_dir: str | Path) -> Sweep:
     for num, overrides in enumerate(expected):
         if str(num) not in present:
             problems.append(f"job {num} ({' '.join(overrides)}) is missing: no folder {sweep_dir / str(num)}")
-    for run in runs:
+    first = {}
+    for run in runs:  # a job's first row names it
+        first.setdefault(run.job, run)
+    for run in first.values():
         problems += [f"job {run.job} ({run.label}): missing {what}" for what in run.missing]
     if not runs:
         raise ReportError(f"{sweep_dir}: no job folders (0, 1, ...) to report" +

@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from nir_colorize import CONFIG_DIR
 from nir_colorize.data.io import to_uint8
 from nir_colorize.loading import load_checkpoint
 from nir_colorize.report.collect import Run, Sweep
@@ -51,8 +52,10 @@ def colorize(run: Run, images: list[dict]) -> list[np.ndarray]:
     """The run's best checkpoint on ``images`` (each whole), followed by its fusion (BFWLS) if it has one."""
     module = load_checkpoint(run.checkpoint)
     fusion = None
-    if run.stage != "raw" and run.cfg is not None and OmegaConf.select(run.cfg, "fusion.callback") is not None:
-        fusion = instantiate(run.cfg.fusion.callback).fusion
+    if run.stage != "raw" and run.cfg is not None:  # the run's fusion settings, else that fusion's defaults
+        same = OmegaConf.select(run.cfg, "fusion.name") == run.stage
+        fusion_cfg = run.cfg.fusion if same else OmegaConf.load(Path(CONFIG_DIR) / "fusion" / f"{run.stage}.yaml")
+        fusion = instantiate(fusion_cfg.callback).fusion
     out = []
     for item in images:
         nir = item["nir"][None]
@@ -118,13 +121,12 @@ def psnr_plot(sweep: Sweep, path: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
-    plotted = []
+    plotted, jobs = [], set()
     for run in sweep.runs:
-        if run.curve:
+        if run.curve and run.job not in jobs:  # one line per training (a job tested with BFWLS has two rows)
+            jobs.add(run.job)
             epochs, psnr = zip(*run.curve, strict=True)
-            fused = run.stage != "raw"  # dashed: it trains as its unfused twin, so the curves may coincide
-            ax.plot([e + 1 for e in epochs], psnr, marker="x" if fused else "o", linestyle="--" if fused else "-",
-                    label=run.label)
+            ax.plot([e + 1 for e in epochs], psnr, marker="o", label=run.label)
             plotted.append(run.label)
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation PSNR (dB)")

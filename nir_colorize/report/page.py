@@ -12,6 +12,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from nir_colorize import PROJECT_ROOT
+from nir_colorize.report.claims import claims, claims_table
 from nir_colorize.report.collect import Sweep, relative, run_table_rows
 from nir_colorize.report.figures import psnr_plot, sample_grid
 from nir_colorize.report.table import metric_table, paper_table, runs_table
@@ -52,9 +53,14 @@ def _readme(sweep: Sweep, out: Path, files: dict[str, bool], images: list[str], 
         parts += [note, ""]
     parts += ["## Results", "", metric_table(sweep), "## Runs", "", runs_table(sweep)]
     for r in (r for r in sweep.runs if r.stage != "raw"):
-        parts += [f"{r.label}: the network followed by {r.stage.upper()} at test time (its test/metrics.json holds "
-                  "both). Trained with the same settings and seed as the variant without fusion, its validation "
-                  "curve (dashed) coincides with that one's where training is deterministic.", ""]
+        parts += [f"{r.label}: the best checkpoint of job {r.job} followed by {r.stage.upper()} at test time; the "
+                  "same checkpoint without it is the job's other row (its test/metrics.json holds both).", ""]
+    parts += ["## The paper's claims, paired", "", claims_table(claims(sweep)),
+              "B - A on the same clean test images, mean [seeded 95 % bootstrap interval]; "
+              "`all test sets` pools every test set's images. A claim is confirmed where the PSNR difference has the "
+              "paper's sign and its interval is clear of 0, reversed where it is clear of 0 with the other sign. The "
+              "paper's differences come from its own protocol (published VCIP test images, 300 epochs) and are not "
+              "comparable; only their sign is.", ""]
     if files.get("samples.png"):
         parts += ["## Sample test images", "",
                   f"Columns: NIR, each variant's best checkpoint (with BFWLS for the BFWLS row), ground truth. "
@@ -92,7 +98,7 @@ def write_report(sweep: Sweep, out: str | Path, images: int = 3, tile: int = 160
         (tmp / "README.md").write_text(_readme(sweep, out, made, names, report_cmd, note))
         (tmp / "summary.json").write_text(json.dumps(
             {"study": sweep.study, "sweep": relative(sweep.path), "command": sweep.command, "runs": run_table_rows(sweep),
-             "problems": sweep.problems}, indent=2))
+             "claims": claims(sweep), "problems": sweep.problems}, indent=2))
         out.mkdir(exist_ok=True)
         written = {}
         for name in FILES:
