@@ -98,24 +98,25 @@ def colorize(net: nn.Module, nir: torch.Tensor, tile: int | None = TILE, overlap
     rows, cols = tile_starts(height, tile, overlap, stride), tile_starts(width, tile, overlap, stride)
     wy, wx = ramps(rows, tile, height), ramps(cols, tile, width)
     boxes = [(i, j) for i in range(len(rows)) for j in range(len(cols))]
-    acc = torch.zeros(3, height, width, device=nir.device)
+    # tiles are blended on the network's device and the result copied back once per image
+    source = nir.to(device)
+    acc = torch.zeros(3, height, width, device=device)
+    wy, wx = [w.to(device) for w in wy], [w.to(device) for w in wx]
     for first in range(0, len(boxes), batch_size):
         batch = boxes[first:first + batch_size]
-        crops = [nir[0, :, rows[i]:rows[i] + tile, cols[j]:cols[j] + tile] for i, j in batch]
+        crops = [source[0, :, rows[i]:rows[i] + tile, cols[j]:cols[j] + tile] for i, j in batch]
         # the model's own padding (reflect to a stride multiple): every tile of a run has one shape
-        x = torch.cat([pad_to_multiple(c[None], stride)[0] for c in crops]).to(device)
-        pred = net(x).clamp(0, 1).to(nir.device)
+        pred = net(torch.cat([pad_to_multiple(c[None], stride)[0] for c in crops])).clamp(0, 1)
         for k, (i, j) in enumerate(batch):
             h, w = len(wy[i]), len(wx[j])
-            weight = (wy[i].to(nir.device)[:, None] * wx[j].to(nir.device)[None, :])
-            acc[:, rows[i]:rows[i] + h, cols[j]:cols[j] + w] += pred[k, :, :h, :w] * weight
+            acc[:, rows[i]:rows[i] + h, cols[j]:cols[j] + w] += pred[k, :, :h, :w] * (wy[i][:, None] * wx[j][None, :])
         if progress:
             progress(min(first + batch_size, len(boxes)), len(boxes))
     # the weights are separable and the grid is a product: their sum is an outer product of 1-D sums
-    sum_y, sum_x = torch.zeros(height), torch.zeros(width)
+    sum_y, sum_x = torch.zeros(height, device=device), torch.zeros(width, device=device)
     for start, w in zip(rows, wy, strict=True):
         sum_y[start:start + len(w)] += w
     for start, w in zip(cols, wx, strict=True):
         sum_x[start:start + len(w)] += w
-    acc /= (sum_y[:, None] * sum_x[None, :]).clamp_min(1e-12).to(nir.device)
-    return acc[None]
+    acc /= (sum_y[:, None] * sum_x[None, :]).clamp_min(1e-12)
+    return acc[None].to(nir.device)

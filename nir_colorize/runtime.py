@@ -1,7 +1,8 @@
-"""Inference runtimes behind the torch network's contract: bf16 on the CPU, and ONNX for ``predict backend=onnxruntime``.
+"""Inference runtimes behind the torch network's contract: bf16 autocast, and ONNX for ``predict backend=onnxruntime``.
 
-``Bf16ChannelsLast(net)``: ``net`` under bf16 autocast with channels_last weights and inputs (``predict
-precision=bf16``; ``auto`` picks it where the CPU computes bf16 natively, ``resolve_precision``).
+``Bf16ChannelsLast(net)``: ``net`` under bf16 autocast on its input's device (CPU or CUDA) with channels_last
+weights and inputs (``predict precision=bf16``; ``auto`` picks it where the device computes bf16 natively: CPUs
+with AMX-BF16 or AVX512-BF16, CUDA GPUs from Ampere on; ``resolve_precision``).
 
 ``OnnxColorizer(path)`` runs an export of ``nir_colorize.export`` with onnxruntime on the CPU
 (``CPUExecutionProvider``, ``torch.get_num_threads()`` intra-op threads) and behaves like the
@@ -29,22 +30,25 @@ PRECISIONS = ("fp32", "bf16", "auto")
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``fp32`` or ``bf16`` for ``predict precision=``: ``auto`` is bf16 on a CPU that computes bf16 natively
-    (``fast_precision('cpu')``: AMX-BF16 / AVX512-BF16 with oneDNN), else fp32; bf16 runs on the CPU only."""
+    """``fp32`` or ``bf16`` for ``predict precision=``: ``auto`` is bf16 where ``device`` computes bf16 natively
+    (``fast_precision``: a CPU with AMX-BF16 / AVX512-BF16, a CUDA GPU of compute capability 8.0 or newer), else
+    fp32. ``bf16`` is refused on a GPU without native bf16 (a CPU emulates it, slowly)."""
     from nir_colorize.utils.hardware import BF16, fast_precision
 
     if precision not in PRECISIONS:
         raise UserError(f"precision={precision}: choose one of {', '.join(PRECISIONS)}")
+    native = fast_precision(device) == BF16
     if precision == "auto":
-        return "bf16" if device.type == "cpu" and fast_precision("cpu") == BF16 else "fp32"
-    if precision == "bf16" and device.type != "cpu":
-        raise UserError(f"precision=bf16 is the CPU path (device {device}); use precision=fp32 on the GPU")
+        return "bf16" if native else "fp32"
+    if precision == "bf16" and device.type != "cpu" and not native:
+        raise UserError(f"precision=bf16: device {device} has no native bf16 (CUDA compute capability 8.0 or newer, "
+                        "Ampere on); use precision=fp32 or auto")
     return precision
 
 
 class Bf16ChannelsLast(nn.Module):
-    """``net`` under bf16 autocast on the CPU with channels_last weights and input; fp32 output; the
-    network's contract (``pad_multiple``, ``output_stride``, ``parameters()``) for ``inference.colorize``."""
+    """``net`` under bf16 autocast (on the input's device) with channels_last weights and input; fp32 output;
+    the network's contract (``pad_multiple``, ``output_stride``, ``parameters()``) for ``inference.colorize``."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
@@ -53,7 +57,7 @@ class Bf16ChannelsLast(nn.Module):
         self.output_stride = getattr(net, "output_stride", net.pad_multiple)
 
     def forward(self, nir: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast(nir.device.type, dtype=torch.bfloat16):
             return self.net(nir.contiguous(memory_format=torch.channels_last)).float()
 
 

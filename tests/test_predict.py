@@ -230,6 +230,37 @@ def test_progress_in_a_log_file_is_one_line_per_image(trained_run: Path, sample_
     assert lines[-1].startswith("colorized 4 of 5 image(s) in ") and lines[-1].endswith("; 1 skipped"), text
 
 
+@pytest.mark.parametrize(("capability", "expected"), [((8, 0), "bf16"), ((9, 0), "bf16"), ((7, 5), "fp32")])
+def test_precision_auto_picks_bf16_on_an_ampere_class_gpu(monkeypatch, capability, expected) -> None:
+    """A mocked CUDA device: Ampere (8.0) and Hopper (9.0) compute bf16 natively, Turing (7.5) does not."""
+    from nir_colorize import runtime
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert runtime.resolve_precision("auto", torch.device("cuda")) == expected
+    assert runtime.resolve_precision("fp32", torch.device("cuda")) == "fp32"  # fp32 stays selectable
+    if expected == "fp32":
+        with pytest.raises(UserError, match="no native bf16"):
+            runtime.resolve_precision("bf16", torch.device("cuda"))
+
+
+def test_bf16_wrapper_autocasts_on_its_input_device_in_channels_last() -> None:
+    from nir_colorize import runtime
+
+    seen = {}
+
+    class Probe(nn.Module):
+        pad_multiple = output_stride = 1
+
+        def forward(self, x):
+            seen.update(dtype=torch.get_autocast_dtype(x.device.type), on=torch.is_autocast_enabled(x.device.type),
+                        channels_last=x.is_contiguous(memory_format=torch.channels_last))
+            return x.repeat(1, 3, 1, 1)
+
+    out = runtime.Bf16ChannelsLast(Probe())(torch.rand(1, 1, 8, 8))
+    assert seen == {"dtype": torch.bfloat16, "on": True, "channels_last": True} and out.dtype == torch.float32
+
+
 def test_precision_bf16_is_close_to_fp32_and_auto_follows_the_cpu(trained_run: Path, sample_dir: Path, tmp_path: Path,
                                                                   monkeypatch) -> None:
     from nir_colorize import runtime
@@ -239,8 +270,8 @@ def test_precision_bf16_is_close_to_fp32_and_auto_follows_the_cpu(trained_run: P
     for fast, expected in (("bf16-mixed", "bf16"), ("32-true", "fp32")):
         monkeypatch.setattr(hardware, "fast_precision", lambda device="cpu", fast=fast: fast)
         assert runtime.resolve_precision("auto", cpu) == expected
-    assert runtime.resolve_precision("auto", torch.device("cuda")) == "fp32"
-    with pytest.raises(UserError, match="precision=bf16 is the CPU path"):
+    assert runtime.resolve_precision("auto", torch.device("cuda")) == "fp32"  # no native bf16 there (patched)
+    with pytest.raises(UserError, match="precision=bf16: device cuda has no native bf16"):
         runtime.resolve_precision("bf16", torch.device("cuda"))
     with pytest.raises(UserError, match="precision=fp16: choose one of fp32, bf16, auto"):
         runtime.resolve_precision("fp16", cpu)
