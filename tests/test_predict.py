@@ -230,13 +230,16 @@ def test_progress_in_a_log_file_is_one_line_per_image(trained_run: Path, sample_
     assert lines[-1].startswith("colorized 4 of 5 image(s) in ") and lines[-1].endswith("; 1 skipped"), text
 
 
-@pytest.mark.parametrize(("capability", "expected"), [((8, 0), "bf16"), ((9, 0), "bf16"), ((7, 5), "fp32")])
-def test_precision_auto_picks_bf16_on_an_ampere_class_gpu(monkeypatch, capability, expected) -> None:
-    """A mocked CUDA device: Ampere (8.0) and Hopper (9.0) compute bf16 natively, Turing (7.5) does not."""
+@pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "fp32")])
+def test_precision_auto_picks_bf16_on_an_ampere_class_gpu(monkeypatch, native, expected) -> None:
+    """A mocked CUDA device: one that computes bf16 natively (Ampere, Hopper), and one that does not (Turing)."""
+    import contextlib
+
     from nir_colorize import runtime
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "device", lambda _device: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: native and not including_emulation)
     assert runtime.resolve_precision("auto", torch.device("cuda")) == expected
     assert runtime.resolve_precision("fp32", torch.device("cuda")) == "fp32"  # fp32 stays selectable
     if expected == "fp32":

@@ -74,7 +74,8 @@ def fast_precision(device: str | torch.device = "cpu") -> str:
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             return FP32
-        return BF16 if torch.cuda.get_device_capability(dev) >= (8, 0) else FP32  # native bf16: Ampere on
+        with torch.cuda.device(dev):  # native bf16 (compute capability 8.0 on: Ampere, Hopper), not emulated
+            return BF16 if torch.cuda.is_bf16_supported(including_emulation=False) else FP32
     if dev.type == "cpu":
         return BF16 if cpu_bf16_support()["fast_bf16"] else FP32
     return FP32
