@@ -74,7 +74,7 @@ def claims_table(records: list[dict]) -> str:
             lines.append(f"| {r['claim']} | missing: {'; '.join(r['missing'])} |"
                          + " |" * (len(head) - 2))
             continue
-        cells = ["{:+.4f} [{:+.2f}, {:+.2f}]".format(r["diffs"][m]["diff"], *r["diffs"][m]["ci95"])
+        cells = ["{:+.4f} [{:+.4f}, {:+.4f}]".format(r["diffs"][m]["diff"], *r["diffs"][m]["ci95"])
                  if m in r["diffs"] else "" for m in METRICS]
         lines.append(f"| {r['claim']} | `{r['set']}` | {r['images']} | " + " | ".join(cells)
                      + f" | {r['paper_psnr_diff']:+.2f} | {r['verdict']} |")
