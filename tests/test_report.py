@@ -67,7 +67,7 @@ def png(path: Path) -> Image.Image:
 
 def test_report_of_the_ablation_sweep(sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "page"
-    assert report.main([str(sweep.parent), "--out", str(out), "--images", "1", "--tile", str(TILE)]) == 0
+    assert report.main([str(sweep.parent), "--out", str(out), "--images", "2", "--tile", str(TILE)]) == 0
     assert "missing" not in capsys.readouterr().err
 
     # The table: five rows in the paper's order, each a job's own test result (the last two: the ColorNet job's
@@ -103,17 +103,17 @@ def test_report_of_the_ablation_sweep(sweep: Path, tmp_path: Path, capsys: pytes
     low, high = bfwls["diffs"]["psnr"]["ci95"]
     assert bfwls["verdict"] == ("confirmed" if low > 0 else "reversed" if high < 0 else "not confirmed")
 
-    # The grid: 1 test image x (NIR, five variants, ground truth), tiles as the sample files, fitted.
+    # The grid: the first image of each test set x (NIR, five rows, ground truth), tiles as the sample files, fitted.
     grid = np.asarray(png(out / "samples.png").convert("RGB"))
-    assert grid.shape == (HEADER + TILE, 7 * TILE + 6 * GAP, 3)
+    assert grid.shape == (HEADER + 2 * TILE + GAP, 7 * TILE + 6 * GAP, 3)  # one image of each test set
 
     def tile(row: int, col: int) -> np.ndarray:
         top, left = HEADER + row * (TILE + GAP), col * (TILE + GAP)
         return grid[top:top + TILE, left:left + TILE].astype(int)
 
-    for row, stem in enumerate(("0000",)):
-        nir = Image.open(SAMPLE / "Validation" / f"validation_{stem}_nir.png").convert("RGB")  # the first test set
-        rgb = Image.open(SAMPLE / "Validation" / f"validation_{stem}_rgb_reg.png").convert("RGB")
+    for row, (nir_file, rgb_file) in enumerate((("Validation/validation_0000_nir.png", "Validation/validation_0000_rgb_reg.png"),
+                                                 ("Testing/testing_0000_nir_reg.png", "Testing/Testing_0000_rgb_reg.png"))):
+        nir, rgb = (Image.open(SAMPLE / name).convert("RGB") for name in (nir_file, rgb_file))
         for col, ref in ((0, nir), (6, rgb)):
             expected = np.asarray(ImageOps.pad(ref, (TILE, TILE), method=Image.Resampling.BICUBIC)).astype(int)
             assert np.abs(tile(row, col) - expected).max() <= 1

@@ -37,14 +37,19 @@ def tile_image(image: np.ndarray, tile: int) -> Image.Image:
 
 
 def load_test_images(cfg: DictConfig, count: int, data_root: str | None = None) -> list[dict]:
-    """The first ``count`` images of the first test set of a run's dataset (``data_root`` replaces
-    ``data.source.root``)."""
+    """``count`` images of a run's test sets, the first ones of each set in turn (e.g. 6 over two sets: 3 and 3;
+    ``data_root`` replaces ``data.source.root``)."""
     data_cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     if data_root:
         OmegaConf.update(data_cfg, "data.source.root", str(data_root))
     datamodule = instantiate(data_cfg.data)
-    dataset = datamodule.split(datamodule.test_sets[0])
-    return [dataset[i] for i in range(min(count, len(dataset)))]
+    sets = datamodule.test_sets
+    per_set = -(-count // max(len(sets), 1))
+    images = []
+    for name in sets:
+        dataset = datamodule.split(name)
+        images += [dataset[i] for i in range(min(per_set, len(dataset)))]
+    return images[:count]
 
 
 @torch.no_grad()
