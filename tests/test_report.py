@@ -155,6 +155,40 @@ def test_report_says_what_is_missing(sweep: Path, tmp_path: Path, capsys: pytest
         assert (column[: TILE // 4] == 200).all()
 
 
+def test_report_pairs_the_claims_per_seed(sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # ACD (job 2) and ColorNet (job 3) "retrained" on seed 43: the same files, ColorNet's raw PSNR 1 dB higher.
+    other = tmp_path / "seed43"
+    other.mkdir()
+    shutil.copy(sweep / "multirun.yaml", other)
+    for job in ("2", "3"):
+        shutil.copytree(sweep / job, other / job, ignore=shutil.ignore_patterns("checkpoints", "wandb"))
+        config = other / job / ".hydra" / "config.yaml"
+        config.write_text(config.read_text().replace("\nseed: 42\n", "\nseed: 43\n"))
+    with open(other / "3" / "test" / "per_image.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        r["psnr"] = str(float(r["psnr"]) + 1.0) if r["stage"] == "raw" else r["psnr"]
+    with open(other / "3" / "test" / "per_image.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+    out = tmp_path / "page"
+    assert report.main([str(sweep), "--out", str(out), "--images", "1", "--tile", str(TILE), "--seeds", str(other)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    by_claim = {c["claim"]: c for c in summary["seed_claims"]}
+    glff = by_claim[CLAIMS[1][2]]  # ColorNet - ACD: on both seeds
+    assert CLAIMS[0][2] not in by_claim  # SCD was not retrained: no seed rows for ACD - SCD
+    first, second = ({s["seed"]: s for s in glff["seeds"]}[k]["diffs"]["psnr"] for k in (42, 43))
+    assert second["diff"] == pytest.approx(first["diff"] + 1.0, abs=1e-9)
+    sides = {"B" if r["ci95"][0] > 0 else "A" if r["ci95"][1] < 0 else "none" for r in (first, second)}
+    assert glff["over_seeds"]["psnr"] == (f"{sides.pop()} better" if len(sides) == 1 and "none" not in sides
+                                          else "not real")
+    assert [(r["job"], r["seed"]) for r in summary["seed_runs"]] == [("2", 43), ("3", 43), ("3", 43)]
+    readme = (out / "README.md").read_text()
+    assert "## Seeds" in readme and "**over 2 seeds**" in readme and "--seeds" in readme
+
+
 def test_report_of_no_sweep_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert report.main([str(tmp_path / "nowhere")]) == 2
     assert f"sweep directory {tmp_path / 'nowhere'} does not exist" in capsys.readouterr().err

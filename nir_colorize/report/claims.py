@@ -4,10 +4,14 @@ Each claim compares two rows of the sweep image by image (``report.compare``): A
 ColorNet + BFWLS - ColorNet, per test set and over all test sets together, on the clean images. A claim is
 *confirmed* where the paired PSNR difference has the paper's sign and its 95 % interval is clear of 0,
 *reversed* where the interval is clear of 0 with the other sign, and *not confirmed* otherwise.
+
+Over seeds (``seed_claims``: the same two rows retrained with other seeds), a difference is *real* only where its
+pooled interval is clear of 0 on every seed and its sign is the same on all of them (issue 30).
 """
 
 from __future__ import annotations
 
+from nir_colorize.metrics.functional import HIGHER_IS_BETTER
 from nir_colorize.report.collect import Run, Sweep
 from nir_colorize.report.compare import compare, per_image_file, read_rows
 from nir_colorize.results import COLUMNS
@@ -78,4 +82,53 @@ def claims_table(records: list[dict]) -> str:
                  if m in r["diffs"] else "" for m in METRICS]
         lines.append(f"| {r['claim']} | `{r['set']}` | {r['images']} | " + " | ".join(cells)
                      + f" | {r['paper_psnr_diff']:+.2f} | {r['verdict']} |")
+    return "\n".join(lines) + "\n"
+
+
+def _pooled(a: Run, b: Run, seed: int) -> dict[str, dict]:
+    return {r["metric"]: r for r in paired(a, b, seed) if r["set"] == POOLED}
+
+
+def consistent(diffs: list[dict]) -> str:
+    """``B better``/``A better`` where every seed's interval is clear of 0 on that side, else ``not real``."""
+    sides = {("B" if (r["ci95"][0] > 0) == HIGHER_IS_BETTER.get(r["metric"], True) else "A")
+             if r["ci95"][0] > 0 or r["ci95"][1] < 0 else "none" for r in diffs}
+    return f"{sides.pop()} better" if len(sides) == 1 and "none" not in sides else "not real"
+
+
+def seed_claims(sweeps: list[Sweep], seed: int = 0) -> list[dict]:
+    """Each claim whose two rows were trained on two seeds or more (across ``sweeps``): its pooled paired
+    differences per training seed, and per metric whether the difference is real on all seeds."""
+    by_seed: dict[int, dict[tuple[str, str], Run]] = {}
+    for sweep in sweeps:
+        for run in sweep.runs:
+            if run.summary and run.seed is not None:
+                by_seed.setdefault(run.seed, {}).setdefault(run.key, run)
+    out = []
+    for key_a, key_b, text, paper in CLAIMS:
+        seeds = sorted(s for s, runs in by_seed.items() if key_a in runs and key_b in runs)
+        if len(seeds) < 2:
+            continue
+        per_seed = {s: _pooled(by_seed[s][key_a], by_seed[s][key_b], seed) for s in seeds}
+        names = [m for m in METRICS if all(m in d for d in per_seed.values())]
+        out.append({"claim": text, "a": by_seed[seeds[0]][key_a].label, "b": by_seed[seeds[0]][key_b].label,
+                    "paper_psnr_diff": paper,
+                    "seeds": [{"seed": s, "images": d["psnr"]["images"],
+                               "diffs": {m: {k: d[m][k] for k in ("diff", "ci95", "b_better")} for m in names}}
+                              for s, d in per_seed.items()],
+                    "over_seeds": {m: consistent([per_seed[s][m] for s in seeds]) for m in names}})
+    return out
+
+
+def seed_table(records: list[dict]) -> str:
+    """Markdown: per claim, one row per seed (B - A pooled over the test sets) and one row of the verdicts."""
+    head = ["Claim", "Seed", "Images"] + [f"Δ {COLUMNS.get(m, m)}" for m in METRICS]
+    lines = ["| " + " | ".join(head) + " |", "|---|---:|---:|" + "---:|" * len(METRICS)]
+    for r in records:
+        for s in r["seeds"]:
+            cells = ["{:+.4f} [{:+.4f}, {:+.4f}]".format(s["diffs"][m]["diff"], *s["diffs"][m]["ci95"])
+                     if m in s["diffs"] else "" for m in METRICS]
+            lines.append(f"| {r['claim']} | {s['seed']} | {s['images']} | " + " | ".join(cells) + " |")
+        lines.append(f"| **over {len(r['seeds'])} seeds** | | | "
+                     + " | ".join(f"**{r['over_seeds'].get(m, '')}**" for m in METRICS) + " |")
     return "\n".join(lines) + "\n"

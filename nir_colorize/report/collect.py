@@ -7,6 +7,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ VARIANTS: dict[tuple[str, str], str] = {
     ("colornet", "bfwls"): "ColorNet + BFWLS (Ours)",
 }
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}$")
+LOG_TIME = re.compile(r"^\[(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3})\]")  # Hydra's job log lines
 SWEEPS_DIR = PROJECT_ROOT / "logs" / "train" / "multiruns"
 
 
@@ -95,6 +97,22 @@ class Run:
     def best_val_psnr(self) -> float | None:
         return max(p for _, p in self.curve) if self.curve else None
 
+    @property
+    def seed(self) -> int | None:
+        """The training seed (``seed`` of the job's config)."""
+        value = OmegaConf.select(self.cfg, "seed") if self.cfg is not None else None
+        return int(value) if value is not None else None
+
+    @property
+    def minutes(self) -> float | None:
+        """Wall time of the job (training and test), from the first and last timestamps of its ``train.log``."""
+        try:
+            stamps = [LOG_TIME.match(line) for line in (self.path / "train.log").read_text().splitlines()]
+        except (FileNotFoundError, UnicodeDecodeError):
+            return None
+        times = [datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f") for m in stamps if m]
+        return (times[-1] - times[0]).total_seconds() / 60 if len(times) > 1 else None
+
 
 @dataclass
 class Sweep:
@@ -104,6 +122,11 @@ class Sweep:
     command: list[str]  # the sweep's command-line overrides
     problems: list[str]  # what is missing, in words
     study_name: str | None = None  # given by the user; else the runs' `study`, else the folder's name
+
+    @property
+    def jobs(self) -> list[str]:
+        """The jobs present (a job tested with a fusion gives two rows, ``stage_rows``)."""
+        return list(dict.fromkeys(r.job for r in self.runs))
 
     @property
     def study(self) -> str:
@@ -240,6 +263,7 @@ def relative(path: Path) -> str:
 def run_table_rows(sweep: Sweep) -> list[dict[str, Any]]:
     """One JSON-ready record per run (summary.json)."""
     return [{"job": r.job, "label": r.label, "model": r.key[0], "fusion": r.key[1], "overrides": r.overrides,
-             "stage": r.stage, "metrics": r.summary, "epochs": r.epochs, "best_val_psnr": r.best_val_psnr,
+             "stage": r.stage, "seed": r.seed, "metrics": r.summary, "epochs": r.epochs, "minutes": r.minutes,
+             "best_val_psnr": r.best_val_psnr,
              "val_psnr": [[e, p] for e, p in r.curve], "checkpoint": relative(r.checkpoint) if r.checkpoint else None,
              "missing": r.missing} for r in sweep.runs]

@@ -12,7 +12,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from nir_colorize import PROJECT_ROOT
-from nir_colorize.report.claims import claims, claims_table
+from nir_colorize.report.claims import claims, claims_table, seed_claims, seed_table
 from nir_colorize.report.collect import Sweep, relative, run_table_rows
 from nir_colorize.report.figures import psnr_plot, sample_grid
 from nir_colorize.report.table import metric_table, paper_table, runs_table
@@ -34,15 +34,28 @@ def _data_root(sweep: Sweep) -> Path | None:
     return None
 
 
+def _seeds_section(sweep: Sweep, seeds: list[Sweep]) -> list[str]:
+    records = seed_claims([sweep, *seeds])
+    parts = ["## Seeds", "", "Retrained on other seeds: " + ", ".join(
+        f"`{relative(s.path)}` ({' '.join(s.command)})" for s in seeds) + ".", ""]
+    if not records:
+        return parts + ["No claim has both of its rows on two seeds or more.", ""]
+    return parts + [seed_table(records),
+                    "B - A pooled over the clean images of every test set, per training seed [seeded 95 % bootstrap "
+                    "interval]. A difference is real only where its interval is clear of 0 on every seed with the "
+                    "same sign (*B better* / *A better*); else *not real*.", "", "### Runs on other seeds", "",
+                    *(runs_table(s) for s in seeds)]
+
+
 def _readme(sweep: Sweep, out: Path, files: dict[str, bool], images: list[str], report_cmd: str,
-            note: str | None) -> str:
+            note: str | None, seeds: list[Sweep]) -> str:
     study = sweep.study
     cmd = "python -m nir_colorize.train -m " + " ".join(shlex.quote(o) for o in sweep.command) \
         if sweep.command else "(unknown: the sweep has no multirun.yaml)"
     parts = [f"# {study}", "",
              "Made by (from the repository root, `HF_HUB_OFFLINE=1 WANDB_MODE=offline`):", "", "```bash", cmd,
              report_cmd, "```", "",
-             f"Sweep: `{relative(sweep.path)}` ({len(sweep.runs)} of {len(sweep.expected) or '?'} jobs present).", ""]
+             f"Sweep: `{relative(sweep.path)}` ({len(sweep.jobs)} of {len(sweep.expected) or '?'} jobs present).", ""]
     root = _data_root(sweep)
     if root is not None and root == SAMPLE_ROOT.resolve():
         parts += ["**Note.** Trained and tested on the embedded sample (`data/sample`: 32 training, 8 validation "
@@ -61,6 +74,8 @@ def _readme(sweep: Sweep, out: Path, files: dict[str, bool], images: list[str], 
               "paper's sign and its interval is clear of 0, reversed where it is clear of 0 with the other sign. The "
               "paper's differences come from its own protocol (published VCIP test images, 300 epochs) and are not "
               "comparable; only their sign is.", ""]
+    if seeds:
+        parts += _seeds_section(sweep, seeds)
     if files.get("samples.png"):
         parts += ["## Sample test images", "",
                   f"Columns: NIR, each variant's best checkpoint (with BFWLS for the BFWLS row), ground truth. "
@@ -74,9 +89,12 @@ def _readme(sweep: Sweep, out: Path, files: dict[str, bool], images: list[str], 
 
 
 def write_report(sweep: Sweep, out: str | Path, images: int = 3, tile: int = 160,
-                 data_root: str | None = None, note: str | None = None) -> dict[str, Path]:
-    """Write the page into ``out``; files are built in a temporary folder and moved in at the end, so a
-    failure leaves the previous page whole. Returns the paths written."""
+                 data_root: str | None = None, note: str | None = None, seeds: list[Sweep] | None = None,
+                 report_cmd: str | None = None) -> dict[str, Path]:
+    """Write the page into ``out``; ``seeds``: sweeps that retrain some of the rows on other seeds. Files are built
+    in a temporary folder and moved in at the end, so a failure leaves the previous page whole. Returns the paths
+    written."""
+    seeds = seeds or []
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp_dir:
@@ -93,12 +111,15 @@ def write_report(sweep: Sweep, out: str | Path, images: int = 3, tile: int = 160
         made["val_psnr.png"] = any(r.curve for r in sweep.runs)
         if not made["val_psnr.png"]:
             (tmp / "val_psnr.png").unlink()
-        report_cmd = f"python -m nir_colorize.report {relative(sweep.path)} --out {relative(out)}"
+        report_cmd = report_cmd or f"python -m nir_colorize.report {relative(sweep.path)} --out {relative(out)}"
         (tmp / "table.md").write_text(f"# {sweep.study}\n\n{metric_table(sweep)}")
-        (tmp / "README.md").write_text(_readme(sweep, out, made, names, report_cmd, note))
+        (tmp / "README.md").write_text(_readme(sweep, out, made, names, report_cmd, note, seeds))
         (tmp / "summary.json").write_text(json.dumps(
             {"study": sweep.study, "sweep": relative(sweep.path), "command": sweep.command, "runs": run_table_rows(sweep),
-             "claims": claims(sweep), "problems": sweep.problems}, indent=2))
+             "claims": claims(sweep), "seed_sweeps": [relative(s.path) for s in seeds],
+             "seed_runs": [row for s in seeds for row in run_table_rows(s)],
+             "seed_claims": seed_claims([sweep, *seeds]) if seeds else [],
+             "problems": sweep.problems + [p for s in seeds for p in s.problems]}, indent=2))
         out.mkdir(exist_ok=True)
         written = {}
         for name in FILES:

@@ -59,14 +59,17 @@ def _table(sweep: Sweep, test_set: str, subset: str) -> str:
 
 def runs_table(sweep: Sweep) -> str:
     """Which job and overrides produced each row, how long it trained, its best validation PSNR."""
-    lines = ["| Method | Job | Overrides | Epochs | Best val PSNR | Tested checkpoint |", "|---|---|---|---:|---:|---|"]
+    lines = ["| Method | Job | Overrides | Seed | Epochs | Minutes | Best val PSNR | Tested checkpoint |",
+             "|---|---|---|---:|---:|---:|---:|---|"]
     for r in sweep.runs:
         overrides = " ".join(r.overrides)
         psnr = f"{r.best_val_psnr:.4f}" if r.best_val_psnr is not None else "missing"
         ckpt = "best.ckpt" if r.checkpoint else "missing"
         if r.stage != "raw":
             ckpt += f" + {r.stage.upper()}"
-        lines.append(f"| {r.label} | {r.job} | `{overrides}` | {r.epochs or 'missing'} | {psnr} | {ckpt} |")
+        minutes = f"{r.minutes:.0f}" if r.minutes is not None else "?"
+        lines.append(f"| {r.label} | {r.job} | `{overrides}` | {r.seed if r.seed is not None else '?'} | "
+                     f"{r.epochs or 'missing'} | {minutes} | {psnr} | {ckpt} |")
     return "\n".join(lines) + "\n"
 
 
