@@ -39,6 +39,7 @@ format: install
 
 bench: install
 	$(PY) -m nir_colorize.bench
+	$(PY) -m nir_colorize.bench.predict --model-id reference --sizes 1024x680,1920x1080,4096x4096 --scales 1,auto
 	$(PY) -m nir_colorize.bench.deploy --model-id reference
 
 # make bench-deploy: torch fp32 / torch bf16 + channels_last / onnxruntime, Mpx/s at 1024x680 and 4096x4096 (tiled)

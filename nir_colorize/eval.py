@@ -30,7 +30,8 @@ def run(cfg: DictConfig) -> dict:
     """Test ``cfg.ckpt_path`` on the sets ``cfg.split`` of ``cfg.data``; returns the summary."""
     L.seed_everything(cfg.seed, workers=True)
     module = loading.load_module(cfg.get("ckpt_path"), cfg.get("model_id"), test_metrics=list(cfg.metrics))
-    module.tta = bool(cfg.get("tta", False))
+    module.tta = cfg.get("tta", False)
+    module.scale, module.restore = cfg.get("scale", 1.0), str(cfg.get("restore") or module.restore)
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     sets = resolve_sets(datamodule, str(cfg.split))  # checks every split, finds duplicates
@@ -41,7 +42,7 @@ def run(cfg: DictConfig) -> dict:
     meta = {"title": f"{model_name} on {', '.join(sets)}",
             "checkpoint": str(cfg.ckpt_path) if cfg.get("ckpt_path") else loading.describe(model_id=cfg.get("model_id")),
             "data": OmegaConf.to_container(cfg.data.source, resolve=True), "sets": sets,
-            "fusion": cfg.fusion.name, "tta": module.tta, "leakage": {"policy": datamodule.leakage, "check_seconds":
+            "fusion": cfg.fusion.name, "tta": module.tta, "scale": str(module.scale), "restore": module.restore, "leakage": {"policy": datamodule.leakage, "check_seconds":
                                                    round(datamodule.check_seconds, 3)}}
     if not trainer.is_global_zero:  # one writer
         return summarize(rows)

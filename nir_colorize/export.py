@@ -24,12 +24,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if str(cfg.format) not in FORMATS:
         raise UserError(f"format={cfg.format}: exports as {', '.join(FORMATS)}")
     onnx_export.check_opset(int(cfg.opset))
-    net, name, source = loading.export_source(cfg.get("ckpt_path"), cfg.get("model_id"))
-    result = onnx_export.export_onnx(net, Path(cfg.output), int(cfg.opset), model_name=name, meta={"source": source},
+    net, name, meta = loading.export_source(cfg.get("ckpt_path"), cfg.get("model_id"))
+    result = onnx_export.export_onnx(net, Path(cfg.output), int(cfg.opset), model_name=name, meta=meta,
                                      check=bool(cfg.check))
     checked = (f"; onnxruntime matches torch within {result['max_abs_diff']:.2g}"
                if result["max_abs_diff"] is not None else "")
-    print(f"exported {name} ({source}) to {result['path']}: {result['bytes'] / 2**20:.1f} MiB, "
+    print(f"exported {name} ({meta['source']}) to {result['path']}: {result['bytes'] / 2**20:.1f} MiB, "
           f"opset {result['opset']}, pad_multiple {result['meta']['pad_multiple']}{checked}")
     return result
 

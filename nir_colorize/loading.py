@@ -43,10 +43,12 @@ def load_checkpoint(ckpt_path: str | Path, **overrides: Any) -> ColorizationModu
 
 def load_shipped(model_id: str = shipped.DEFAULT_ID, **overrides: Any) -> ColorizationModule:
     """The shipped ``model_id`` as a module in fp32 on the CPU, loaded strictly."""
-    model = dict(shipped.read_metadata(model_id)["model"])
+    meta = shipped.read_metadata(model_id)
+    model = dict(meta["model"])
     if "encoder_weights" in model:  # the shipped state dict holds every weight: no pretrained file is needed
         model["encoder_weights"] = None
-    module = ColorizationModule(model=model, **overrides)
+    recorded = (meta.get("module") or {}).get("train_long_side")  # the training scale, where the file records it
+    module = ColorizationModule(model=model, **({"train_long_side": recorded} if recorded else {}) | overrides)
     module.net.load_state_dict(shipped.read_weights(shipped.weights_path(model_id)), strict=True)
     return module.eval()
 
@@ -61,29 +63,40 @@ def load_module(ckpt_path: str | Path | None = None, model_id: str | None = None
     return load_shipped(model_id or shipped.DEFAULT_ID, **overrides)
 
 
+def train_long_side(module: ColorizationModule) -> int | None:
+    """The training scale a module records (design section 10), or None (trained before it was recorded)."""
+    value = module.hparams.get("train_long_side")
+    return int(value) if value else None
+
+
 def describe(ckpt_path: str | Path | None = None, model_id: str | None = None) -> str:
     """Where ``load_module(ckpt_path, model_id)`` takes the network from, in words."""
     return f"checkpoint {ckpt_path}" if ckpt_path else f"shipped model_id={model_id or shipped.DEFAULT_ID}"
 
 
-def export_source(ckpt_path: str | Path | None = None, model_id: str | None = None) -> tuple[torch.nn.Module, str, str]:
-    """The network to export (fp32, eval, not compiled, NCHW), its model name and ``describe``'s words."""
+def export_source(ckpt_path: str | Path | None = None,
+                  model_id: str | None = None) -> tuple[torch.nn.Module, str, dict[str, Any]]:
+    """The network to export (fp32, eval, not compiled, NCHW), its model name and the export's metadata: where it
+    came from (``describe``'s words) and its training scale where it records one."""
     module = load_module(ckpt_path, model_id, compile=False, channels_last=False)
-    return module.net.float().eval(), str(module.hparams.model["name"]), describe(ckpt_path, model_id)
+    meta = {"source": describe(ckpt_path, model_id)}
+    if side := train_long_side(module):
+        meta["train_long_side"] = side
+    return module.net.float().eval(), str(module.hparams.model["name"]), meta
 
 
 def cached_onnx(ckpt_path: str | Path | None, model_id: str | None, opset: int = onnx_export.DEFAULT_OPSET) -> Path:
     """The ONNX export of the network in ``cache_root()/onnx``, named by a fingerprint of its weights, the opset,
     torch's version and the exporter's version; exported now if it is not there."""
-    net, name, source = export_source(ckpt_path, model_id)
+    net, name, meta = export_source(ckpt_path, model_id)
     key = (f"{name}-{onnx_export.weights_fingerprint(net, name)}-opset{opset}-torch{torch.__version__}"
            f"-v{onnx_export.EXPORT_VERSION}")
     path = cache_root() / "onnx" / f"{key.replace('+', '_')}.onnx"
     if path.is_file():
         log.info("onnxruntime: cached export %s", path)
         return path
-    log.info("onnxruntime: exporting %s (%s) to %s", name, source, path)
-    onnx_export.export_onnx(net, path, opset, model_name=name, meta={"source": source})
+    log.info("onnxruntime: exporting %s (%s) to %s", name, meta["source"], path)
+    onnx_export.export_onnx(net, path, opset, model_name=name, meta=meta)
     return path
 
 
@@ -105,10 +118,12 @@ def load_net(cfg: DictConfig, device: torch.device) -> torch.nn.Module:
     backend = str(cfg.get("backend") or "torch")
     precision = str(cfg.get("precision") or "fp32")
     if backend == "torch":
-        net = load_module(cfg.get("ckpt_path"), cfg.get("model_id")).net.eval().to(device)
+        module = load_module(cfg.get("ckpt_path"), cfg.get("model_id"))
+        net = module.net.eval().to(device)
         if resolve_precision(precision, device) == "bf16":
             log.info("precision=%s: bf16 autocast, channels_last (docs/predict.md: speed and PSNR cost)", precision)
-            return Bf16ChannelsLast(net)
+            net = Bf16ChannelsLast(net)
+        net.train_long_side = train_long_side(module)  # read by pipeline's scale=auto
         return net
     if precision == "bf16":
         raise UserError(f"precision=bf16 is a torch path; backend={backend} runs fp32 (use precision=auto or fp32)")

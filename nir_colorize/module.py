@@ -14,6 +14,14 @@ from torchmetrics.functional.image import structural_similarity_index_measure as
 from nir_colorize.data.dataset import to_unit
 from nir_colorize.metrics import build_metrics, per_image, update_from_values
 from nir_colorize.models import build_model
+from nir_colorize.scale import (
+    DEFAULT_RESTORE,
+    TRAIN_LONG_SIDE,
+    colorize_at_scale,
+    flip_averaged,
+    use_flip,
+    working_factor,
+)
 
 VAL_METRICS = ("mae", "psnr", "ssim")
 LOSSES = ("l2", "l1", "l1_ssim")
@@ -54,6 +62,7 @@ class ColorizationModule(L.LightningModule):
         test_metrics: tuple[str, ...] = VAL_METRICS,
         compile: bool | str = False,
         channels_last: bool = False,
+        train_long_side: int | None = None,
     ) -> None:
         super().__init__()
         if loss_reduction not in ("sum", "mean"):
@@ -74,15 +83,18 @@ class ColorizationModule(L.LightningModule):
         self.test_metrics = build_metrics(list(test_metrics), prefix="test/")
         self.test_rows: list[dict[str, Any]] = []
         self.test_set = "test"
-        self.tta = False
+        self.tta: bool | str = False  # eval's tta= (true, false, or auto: where scale= shrinks the image)
+        self.scale: float | str = 1.0  # eval's scale= (nir_colorize.scale): 1, the input's own size
+        self.restore = DEFAULT_RESTORE
         self.val_examples: dict[str, torch.Tensor] = {}
 
     def forward(self, nir: torch.Tensor) -> torch.Tensor:
         """NIR (B, 1, H, W) in [0, 1] to RGB (B, 3, H, W) in [0, 1]; with ``self.tta`` (eval ``tta=true``) the mean
-        of the image's and its mirror's colorization (horizontal-flip test-time averaging)."""
-        if self.tta:
-            return (self.net(nir) + self.net(nir.flip(-1)).flip(-1)) / 2
-        return self.net(nir)
+        of the image's and its mirror's colorization (horizontal-flip test-time averaging); with ``self.scale`` (eval
+        ``scale=``) colorized at the training scale and restored to full size (``nir_colorize.scale``)."""
+        factor = working_factor(*nir.shape[-2:], self.scale, self.hparams.get("train_long_side") or TRAIN_LONG_SIDE)
+        network = flip_averaged(self.net) if use_flip(self.tta, factor) else self.net
+        return colorize_at_scale(network, nir, factor, self.restore)
 
     def batch(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """(NIR, RGB) of a batch as float in [0, 1] (held datasets give uint8), in the module's memory layout."""

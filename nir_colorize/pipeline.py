@@ -26,6 +26,16 @@ from tqdm import tqdm
 from nir_colorize import inference, loading
 from nir_colorize.data.io import IMAGE_SUFFIXES, read_nir, write_png
 from nir_colorize.errors import ImageReadError, UserError
+from nir_colorize.scale import (
+    DEFAULT_RESTORE,
+    RESTORE,
+    TRAIN_LONG_SIDE,
+    colorize_at_scale,
+    flip_averaged,
+    shrunk_size,
+    use_flip,
+    working_factor,
+)
 from nir_colorize.utils.threads import load_adaptive_threads
 from nir_colorize.video import SCENE_CUT, ChromaSmoother, VideoReader, VideoReadError, is_video, video_writer
 
@@ -145,12 +155,28 @@ class TileCount:
 
 @dataclass
 class Pipeline:
-    """What is done to each image or video frame: the network (tiled as configured), then the fusion."""
+    """What is done to each image or video frame: the network at the working scale (``nir_colorize.scale``: shrunk
+    by ``factor(H, W)``, tiled as configured, restored to full size), then the fusion."""
 
     net: torch.nn.Module
     device: torch.device
     fusion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None
     tiling: dict
+    scale: float | str = 1.0
+    restore: str = DEFAULT_RESTORE
+    train_long_side: int = TRAIN_LONG_SIDE
+    flip: bool | str = False
+
+    def factor(self, height: int, width: int) -> float:
+        return working_factor(height, width, self.scale, self.train_long_side)
+
+    def describe(self, height: int, width: int) -> str:
+        """How an image of this size is colorized, in words: ``at 384x255 (scale=auto, band)`` or ``as it is``."""
+        factor = self.factor(height, width)
+        if factor <= 1:
+            return "as it is"
+        h, w = shrunk_size(height, width, factor)
+        return f"at {w}x{h} (scale={self.scale}, {self.restore}{', flip-averaged' if use_flip(self.flip, factor) else ''})"
 
     def __call__(self, nir: torch.Tensor, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
         """RGB (1, 3, H, W) in [0, 1] on the CPU of NIR (1, 1, H, W) in [0, 1] on the CPU.
@@ -158,7 +184,14 @@ class Pipeline:
         On the CPU, no more torch threads than other processes leave cores free (``utils.threads``)."""
         adaptive = load_adaptive_threads() if self.device.type == "cpu" else contextlib.nullcontext()
         with torch.inference_mode(), adaptive:
-            rgb = inference.colorize(self.net, nir, **self.tiling, progress=progress)
+            def network(x: torch.Tensor) -> torch.Tensor:
+                return inference.colorize(self.net, x, **self.tiling, progress=progress)
+
+            factor = self.factor(*nir.shape[-2:])
+            if use_flip(self.flip, factor):
+                network = flip_averaged(network)
+            rgb = colorize_at_scale(network, nir.to(self.device), factor, self.restore).cpu() if factor > 1 \
+                else network(nir)
             if self.fusion is not None:
                 rgb = self.fusion(nir.to(self.device), rgb.to(self.device)).cpu()
         return rgb
@@ -171,7 +204,21 @@ def load_pipeline(cfg: DictConfig) -> Pipeline:
     device = torch.device("cpu") if onnx and accelerator == "auto" else loading.resolve_device(accelerator)
     fusion = instantiate(cfg.fusion.callback).fusion if cfg.fusion.get("callback") else None
     tiling = {"tile": cfg.tile, "overlap": cfg.overlap, "tile_above": cfg.tile_above, "batch_size": cfg.batch_size}
-    return Pipeline(loading.load_net(cfg, device), device, fusion, tiling)
+    net = loading.load_net(cfg, device)
+    scale, restore = cfg.get("scale", 1.0), str(cfg.get("restore") or DEFAULT_RESTORE)
+    flip = cfg.get("flip", False)
+    try:  # a bad scale= or flip= fails now, not at the first image
+        working_factor(TRAIN_LONG_SIDE, TRAIN_LONG_SIDE, scale)
+        use_flip(flip, 1.0)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if restore not in RESTORE:
+        raise UserError(f"restore={restore}: use one of {', '.join(RESTORE)}")
+    side = getattr(net, "train_long_side", None)
+    if side is None and str(scale) == "auto":
+        log.info("scale=auto: the model records no training scale; assuming a %d-pixel long side (every data "
+                 "source here, design section 10)", TRAIN_LONG_SIDE)
+    return Pipeline(net, device, fusion, tiling, scale, restore, side or TRAIN_LONG_SIDE, flip)
 
 
 def smoother(cfg: DictConfig) -> ChromaSmoother:
@@ -184,7 +231,8 @@ def smoother(cfg: DictConfig) -> ChromaSmoother:
 @dataclass
 class PredictResult:
     """Outputs written, and (input, problem) of each input that could not be read; for a video, its frame
-    count and the seconds they took; the chroma measure of a video or of smoothed frames."""
+    count and the seconds they took; the chroma measure of a video or of smoothed frames; the seconds of each
+    image (as predict's progress lines print them)."""
 
     out_dir: Path
     written: list[Path] = field(default_factory=list)
@@ -192,6 +240,7 @@ class PredictResult:
     frames: int = 0
     seconds: float = 0.0
     chroma: ChromaSmoother | None = None
+    image_seconds: list[float] = field(default_factory=list)  # per image written: read, colorize, write
 
     @property
     def frames_per_s(self) -> float:
@@ -246,8 +295,10 @@ def run(cfg: DictConfig) -> PredictResult:
                 result.written.append(write_rgb(dst, rgb if chroma is None else chroma(rgb, nir)))
             height, width = nir.shape[-2:]
             pixels += height * width
+            result.image_seconds.append(time.perf_counter() - begun)
             if mode == "lines":
-                say(f"[{index}/{len(pairs)}] {src} -> {dst} ({width}x{height}, {count.describe()}): "
+                say(f"[{index}/{len(pairs)}] {src} -> {dst} ({width}x{height}, {pipeline.describe(height, width)}, "
+                    f"{count.describe()}): "
                     f"{time.perf_counter() - begun:.2f} s")
     if mode == "lines":
         elapsed = time.perf_counter() - started
@@ -298,6 +349,6 @@ def run_video(cfg: DictConfig) -> PredictResult:
             result.failed.append((src, problem))
     if mode == "lines":
         say(f"colorized {result.frames} frames of {src} ({info.width}x{info.height} at {float(info.rate):.4g} "
-            f"frames/s, {count.describe()}) in {result.seconds:.1f} s ({result.frames_per_s:.2f} frames/s)")
+            f"frames/s, {pipeline.describe(info.height, info.width)}, {count.describe()}) in {result.seconds:.1f} s ({result.frames_per_s:.2f} frames/s)")
     print(result.report())
     return result

@@ -86,6 +86,8 @@ class OnnxColorizer(nn.Module):
         self.pad_multiple = int(self.meta["pad_multiple"])
         self.output_stride = int(self.meta.get("output_stride", self.pad_multiple))
         self.model_name = self.meta.get("model", "unknown")
+        # the training scale, where the export records it (nir_colorize.scale)
+        self.train_long_side = int(self.meta["train_long_side"]) if self.meta.get("train_long_side") else None
         self.anchor = nn.Parameter(torch.zeros(0), requires_grad=False)  # parameters(): the device, the CPU
 
     def forward(self, nir: torch.Tensor) -> torch.Tensor:

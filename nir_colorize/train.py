@@ -44,6 +44,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     datamodule.prepare_data()
     datamodule.check()  # every split and test set decoded and checked, duplicates found, before training
+    if not module.hparams.get("train_long_side"):  # the training scale, saved with the checkpoints (design section 10)
+        module.hparams["train_long_side"] = datamodule.frame_long_side
     if trainer.is_global_zero:
         datamodule.write_splits(out / "splits.json")
     if cfg.train:

@@ -40,3 +40,23 @@ def test_paired_difference_on_common_images(tmp_path: Path, capsys: pytest.Captu
     assert by_subset["clean: 9"][6].strip() == "9/9" and lo > 0.3
     assert main([str(tmp_path / "a"), str(tmp_path / "nowhere")]) == 2
     assert "no per_image.csv" in capsys.readouterr().err
+
+
+def test_groups_split_the_paired_differences(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    names = [f"img{i:02d}" for i in range(8)]
+    a = {n: 15.0 + i for i, n in enumerate(names)}
+    b = {n: v + (1.0 if int(n[-2:]) % 2 else -2.0) for n, v in a.items()}  # odd images gain 1 dB, even lose 2
+    groups = tmp_path / "types.csv"
+    groups.write_text("# scene types\nname,type\n" + "".join(f"{n},{'odd' if i % 2 else 'even'}\n"
+                                                             for i, n in enumerate(names[:-1])))  # img07: no type
+    out = tmp_path / "cmp.md"
+    assert main([str(_write(tmp_path / "a", a, set(names))), str(_write(tmp_path / "b", b, set(names))),
+                 "--groups", str(groups), "--out", str(out)]) == 0
+    rows = {(r[0].strip(), r[1].strip()): r for r in (line.split("|")[1:-1] for line in out.read_text().splitlines()
+                                                      if line.startswith("| validation"))}
+    assert rows["validation/odd", "clean: 3"][5].strip().startswith("+1.0000")
+    assert rows["validation/even", "clean: 4"][5].strip().startswith("-2.0000")
+    assert rows["validation", "clean: 8"][5].strip().startswith(f"{np.mean([b[n] - a[n] for n in names]):+.4f}")
+    groups.write_text("image;type\n")
+    assert main([str(tmp_path / "a"), str(tmp_path / "b"), "--groups", str(groups)]) == 2
+    assert "header `name,<group>`" in capsys.readouterr().err

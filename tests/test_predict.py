@@ -188,15 +188,18 @@ def test_predict_with_bfwls_fusion(trained_run: Path, sample_dir: Path, tmp_path
 
 def test_prediction_benchmark_reports_speed_and_memory(tmp_path: Path) -> None:
     """The benchmark at a tiny size, tiled (the 4096 x 4096 run is not part of the suite)."""
-    bench_predict.main(["--sizes", "200x120", "--model", "linknet", "--out", str(tmp_path),
+    bench_predict.main(["--sizes", "200x120", "--model", "linknet", "--scales", "1,2", "--out", str(tmp_path),
                         "tile=64", "overlap=32", "tile_above=0"])
     result = json.loads(next(tmp_path.glob("predict-*.json")).read_text())
-    (row,) = result["rows"]
-    assert row["size"] == "200x120" and row["isolated"] and "error" not in row
-    assert row["tiling"] == {"tile": 64, "overlap": 32, "tile_above": 0}
-    assert row["megapixels_per_s"] == pytest.approx(200 * 120 / 1e6 / row["seconds"])
-    assert row["rss_setup_mb"] < row["peak_rss_mb"] < result["max_rss_mb"]
-    assert "| 200x120 |" in next(tmp_path.glob("predict-*.md")).read_text()
+    assert [(r["size"], r["scale"]) for r in result["rows"]] == [("200x120", "1"), ("200x120", "2")]
+    for row in result["rows"]:
+        assert row["isolated"] and "error" not in row
+        assert row["tiling"] == {"tile": 64, "overlap": 32, "tile_above": 0}
+        assert row["megapixels_per_s"] == pytest.approx(200 * 120 / 1e6 / row["seconds"])
+        assert row["rss_setup_mb"] < row["peak_rss_mb"] < result["max_rss_mb"]
+    one, two = result["rows"]
+    table = next(tmp_path.glob("predict-*.md")).read_text()
+    assert f"| 200x120 | 2 | {two['seconds']:.2f} |" in table and f"| {one['seconds'] / two['seconds']:.1f}x |" in table
 
 
 def test_progress_in_a_log_file_is_one_line_per_image(trained_run: Path, sample_dir: Path, tmp_path: Path) -> None:
@@ -206,7 +209,7 @@ def test_progress_in_a_log_file_is_one_line_per_image(trained_run: Path, sample_
     inputs.mkdir()
     for i in range(3):
         shutil.copy(sample_dir / "Testing" / f"testing_000{i}_nir_reg.png", inputs)
-    shutil.copy(sample_dir / ODD, inputs / "big.tiff")  # 1024 x 679: tiled, 4 tiles
+    shutil.copy(sample_dir / ODD, inputs / "big.tiff")  # 1024 x 679
     (inputs / "cut.png").write_bytes((sample_dir / TEST_PNG).read_bytes()[:200])
     out, log_file = tmp_path / "out", tmp_path / "predict.log"
     args = [f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}", f"input={inputs}", f"output={out}",
@@ -224,7 +227,9 @@ def test_progress_in_a_log_file_is_one_line_per_image(trained_run: Path, sample_
     for i, src in enumerate(sorted(inputs.iterdir()), 1):
         assert sum(f"{src}" in line for line in per_image) == 1, (src, text)
         assert any(line.startswith(f"[{i}/5] {src}") for line in per_image), text
-    assert any(line.startswith(f"[1/5] {inputs / 'big.tiff'} -> {out / 'big.png'} (1024x679, 4 tiles): ")
+    # a whole camera frame: colorized at the training scale (scale=auto), in one pass
+    assert any(line.startswith(f"[1/5] {inputs / 'big.tiff'} -> {out / 'big.png'} (1024x679, at 384x255 "
+                               "(scale=auto, band, flip-averaged), whole): ")
                and line.endswith(" s") for line in per_image), text
     assert any(f"[2/5] {inputs / 'cut.png'}: skipped (unreadable or corrupt image" in line for line in per_image)
     assert lines[-1].startswith("colorized 4 of 5 image(s) in ") and lines[-1].endswith("; 1 skipped"), text

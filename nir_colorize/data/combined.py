@@ -33,6 +33,13 @@ class CombinedPairs:
         return [f"{name}_{t}" for name, src in self.sources.items() for t in getattr(src, "test_sets", ["test"])]
 
     @property
+    def frame_long_side(self) -> int | None:
+        """The sources' common frame scale (``NIRDataModule.frame_long_side``); None where one is unknown or they
+        differ (the data module then measures the training images)."""
+        sides = {getattr(src, "frame_long_side", None) for src in self.sources.values()}
+        return sides.pop() if len(sides) == 1 else None
+
+    @property
     def root(self) -> str:
         return ", ".join(f"{n}: {getattr(s, 'root', '?')}" for n, s in self.sources.items())
 

@@ -69,6 +69,7 @@ class NIRDataModule(L.LightningDataModule):
         in_memory: bool | str = "auto",
         jitter: dict[str, float] | None = None,
         drop_last: bool = False,
+        test_resize: float | None = None,
     ) -> None:
         super().__init__()
         if leakage not in LEAKAGE_POLICIES:
@@ -87,6 +88,9 @@ class NIRDataModule(L.LightningDataModule):
         self.near_duplicate = near_duplicate
         self.in_memory = in_memory
         self.drop_last = drop_last
+        if test_resize is not None and not test_resize > 0:
+            raise DatasetError(f"data.test_resize={test_resize!r}: give a factor > 0 (or null)")
+        self.test_resize = test_resize
         self.sets: dict[str, list[Pair]] | None = None  # set name -> its pairs (after a ``drop``)
         self.duplicates: list[lk.Duplicate] = []
         self.dropped: dict[str, list[str]] = {}
@@ -160,6 +164,18 @@ class NIRDataModule(L.LightningDataModule):
             log.info(detail)
         return {k: v for k, v in found.items() if v or k in ("train", "val")}
 
+    @property
+    def frame_long_side(self) -> int:
+        """The training scale (design section 10): the long side, in pixels, of the whole frames the training images
+        show, at their pixel scale: the source's ``frame_long_side`` where it records one, else the median long side
+        of the training images (read from their headers; they are then taken to be whole frames)."""
+        known = getattr(self.source, "frame_long_side", None)
+        if known:
+            return int(known)
+        pairs = self.check()["train"]
+        sides = sorted(max(image_size(p.nir)) for p in pairs)
+        return int(sides[len(sides) // 2])
+
     def duplicate_labels(self) -> dict[tuple[str, str], str]:
         """(set, pair name) -> what it duplicates (``train:name (exact); ...``), for the per-image tables."""
         labels: dict[tuple[str, str], list[str]] = {}
@@ -202,6 +218,8 @@ class NIRDataModule(L.LightningDataModule):
             crop = self.crop_size if name == "train" else None
             held = name in ("train", "val") and self.hold_in_memory
             self.datasets[name] = (InMemoryPairs if held else PairDataset)(sets[name], crop=crop, set_name=name)
+            if name != "train":  # the camera-scale protocol: evaluated images resized (training crops never)
+                self.datasets[name].resize = self.test_resize
             if held:
                 log.info("%s split held in memory: %d pairs, %.0f MB", name, len(sets[name]),
                          self.datasets[name].nbytes / 2**20)

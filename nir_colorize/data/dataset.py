@@ -30,6 +30,14 @@ def to_unit(x: torch.Tensor) -> torch.Tensor:
     return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
 
 
+def resized(image: torch.Tensor, factor: float) -> torch.Tensor:
+    """A (C, H, W) image resized by ``factor`` (bicubic, antialiased when shrinking), float in [0, 1]."""
+    size = (max(1, round(image.shape[-2] * factor)), max(1, round(image.shape[-1] * factor)))
+    out = torch.nn.functional.interpolate(to_unit(image)[None], size=size, mode="bicubic", align_corners=False,
+                                          antialias=factor < 1)
+    return out[0].clamp(0, 1)
+
+
 def random_crop(nir: torch.Tensor, rgb: torch.Tensor, crop: int, name: Pair | str) -> tuple[torch.Tensor, torch.Tensor]:
     """The same random ``crop`` x ``crop`` window of both (C, H, W) tensors (torch's generator)."""
     h, w = nir.shape[-2:]
@@ -51,12 +59,16 @@ def read_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
 class PairDataset(Dataset):
     """Yields ``{"nir": (1,H,W), "rgb": (3,H,W), "name": str, "set": str}`` in [0, 1], decoding the files
     at every access. ``crop``: random square crop side (training) or None (whole image). Flips and jitter
-    are batched on the device (``Augment``); randomness comes from torch's generator (``seed_everything``)."""
+    are batched on the device (``Augment``); randomness comes from torch's generator (``seed_everything``).
+    ``resize``: whole images (no ``crop``) resized by this factor, NIR and RGB alike (bicubic; antialiased when
+    shrinking): the camera-scale test protocol (docs/evaluation.md)."""
 
-    def __init__(self, pairs: list[Pair], crop: int | None = None, set_name: str = "") -> None:
+    def __init__(self, pairs: list[Pair], crop: int | None = None, set_name: str = "",
+                 resize: float | None = None) -> None:
         self.pairs = list(pairs)
         self.crop = crop
         self.set_name = set_name
+        self.resize = resize
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -69,6 +81,8 @@ class PairDataset(Dataset):
         nir, rgb = self.load(index)
         if self.crop:
             nir, rgb = random_crop(nir, rgb, self.crop, self.pairs[index])
+        elif self.resize and self.resize != 1:
+            nir, rgb = (resized(x, self.resize) for x in (nir, rgb))
         return {"nir": nir.contiguous(), "rgb": rgb.contiguous(), "name": self.pairs[index].name, "set": self.set_name}
 
 

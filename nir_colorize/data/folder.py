@@ -61,8 +61,11 @@ class FolderPairs:
         test_ratio: float = 0.1,
         seed: int = 0,
         split_files: Mapping[str, str] | None = None,
+        frame_long_side: int | None = None,
     ) -> None:
         self.root = Path(root)
+        # the long side (px) of the whole frames the images show, at their pixel scale (None: whole frames)
+        self.frame_long_side = frame_long_side
         self.nir, self.rgb = nir, rgb
         self.val_ratio, self.test_ratio, self.seed = val_ratio, test_ratio, seed
         self.split_files = dict(split_files) if split_files else None

@@ -287,6 +287,11 @@ class NIRScene1:
         self.url, self.sha256, self.workers = url, sha256, workers
         self.prepared: Prepared | None = None
 
+    @property
+    def frame_long_side(self) -> int:
+        """The long side of a whole 1024x680 frame at the crops' scale (squares of side 680 resized to ``size``)."""
+        return round(1024 * self.protocol.size / 680)
+
     def source_root(self) -> Path | None:
         """Where the published folder is: ``root``, or an earlier download under ``out/source``."""
         for folder in (self.root, self.out / "source"):

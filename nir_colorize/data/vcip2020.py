@@ -34,6 +34,9 @@ class VCIP2020:
     test set is ``testing``; it warns what that leaks.
     """
 
+    # The crops come from nirscene1 frames shrunk to a 384-pixel width (design section 10): the scale they teach.
+    frame_long_side = 384
+
     def __init__(self, root: str | Path, protocol: str = "carve_out", val_ratio: float = 0.1, seed: int = 0,
                  split_file: str | Path | None = None) -> None:
         if protocol not in PROTOCOLS:

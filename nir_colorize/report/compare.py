@@ -1,9 +1,9 @@
-"""``python -m nir_colorize.report.compare A B [--stage raw] [--metrics psnr ssim ...] [--out FILE]``.
+"""``python -m nir_colorize.report.compare A B [--stage raw] [--metrics psnr ssim ...] [--groups CSV] [--out FILE]``.
 
 Compares two evaluations on the same images (design section 6): A and B are eval output folders, run folders
-(their ``test/``) or ``per_image.csv`` files. Per test set and subset (all, clean), per metric: the means of
-A and B, the mean paired difference B - A with its seeded 95 % bootstrap interval, and how many images B
-scores better. Only images present in both are compared; the counts say how many.
+(their ``test/``) or ``per_image.csv`` files. Per test set (with ``--groups``, also per group of its images, such
+as scene types) and subset (all, clean), per metric: the means of A and B, the mean paired difference B - A with
+its seeded 95 % bootstrap interval, and how many images B scores better. Only images present in both are compared; the counts say how many.
 """
 
 from __future__ import annotations
@@ -31,6 +31,25 @@ def per_image_file(path: str | Path) -> Path:
 def read_rows(path: Path) -> dict[tuple[str, str, str], dict[str, str]]:
     with open(path, newline="") as fh:
         return {(r.get("set") or "test", r.get("stage") or "raw", r["name"]): r for r in csv.DictReader(fh)}
+
+
+def read_groups(path: str | Path) -> dict[str, str]:
+    """Image name -> group (e.g. scene type) from a CSV with columns ``name`` and a second one; ``#`` lines skipped."""
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(line for line in fh if not line.startswith("#")))
+    if not rows or rows[0][:1] != ["name"] or len(rows[0]) < 2:
+        raise ValueError(f"{path}: expected a CSV with a header `name,<group>` (e.g. name,type)")
+    return {r[0]: r[1] for r in rows[1:] if len(r) >= 2}
+
+
+def with_groups(rows: dict, groups: dict[str, str]) -> dict:
+    """``rows`` plus a copy of each grouped image's row under the set ``<set>/<group>``, so that ``compare``
+    gives one record per group beside the whole set."""
+    out = dict(rows)
+    for (test_set, stage, name), row in rows.items():
+        if name in groups:
+            out[(f"{test_set}/{groups[name]}", stage, name)] = row
+    return out
 
 
 def compare(a: dict, b: dict, stage: str = "raw", metrics: list[str] | None = None, seed: int = 0,
@@ -83,10 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", nargs="*", help="default: every metric both have")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--out", help="also write the table to this Markdown file")
+    parser.add_argument("--groups", help="a CSV of name,group (e.g. data/scene_types/nirscene1_scenes_test.csv): "
+                                         "also one row per group, as the set <set>/<group>")
     args = parser.parse_args(argv)
     try:
         fa, fb = per_image_file(args.a), per_image_file(args.b)
-        records = compare(read_rows(fa), read_rows(fb), args.stage, args.metrics, args.seed, args.stage_b)
+        rows_a, rows_b = read_rows(fa), read_rows(fb)
+        if args.groups:
+            groups = read_groups(args.groups)
+            rows_a, rows_b = with_groups(rows_a, groups), with_groups(rows_b, groups)
+        records = compare(rows_a, rows_b, args.stage, args.metrics, args.seed, args.stage_b)
     except (FileNotFoundError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
