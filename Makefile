@@ -12,7 +12,7 @@ ifneq ($(NIR_COLORIZE_DATA),)
 export NIR_COLORIZE_DATA
 endif
 
-.PHONY: install demo test test-fast lint format bench bench-deploy ablation reference wheelhouse clean
+.PHONY: install demo test test-fast lint format bench bench-deploy ablation reference wheelhouse clean app
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ $(STAMP): pyproject.toml requirements.lock
 
 demo: install
 	$(PY) -m nir_colorize.demo
+
+# the web page on http://127.0.0.1:7860 (ARGS="--host 0.0.0.0 --port 8080" to share it on your network)
+app: install
+	$(PY) -m nir_colorize.app $(ARGS)
 
 # two pytest workers per two cores (each on one torch thread, tests/conftest.py): 1.6x faster than one process
 test: install

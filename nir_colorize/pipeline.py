@@ -197,14 +197,15 @@ class Pipeline:
         return rgb
 
 
-def load_pipeline(cfg: DictConfig) -> Pipeline:
-    """The network of ``cfg`` on its device, its fusion and its tiling options."""
+def load_pipeline(cfg: DictConfig, net: torch.nn.Module | None = None) -> Pipeline:
+    """The network of ``cfg`` on its device (``net``: one ``loading.load_net(cfg, device)`` gave before, reused),
+    its fusion, scale and tiling options."""
     accelerator = str(cfg.trainer.accelerator)
     onnx = str(cfg.get("backend") or "torch") == "onnxruntime"
     device = torch.device("cpu") if onnx and accelerator == "auto" else loading.resolve_device(accelerator)
     fusion = instantiate(cfg.fusion.callback).fusion if cfg.fusion.get("callback") else None
     tiling = {"tile": cfg.tile, "overlap": cfg.overlap, "tile_above": cfg.tile_above, "batch_size": cfg.batch_size}
-    net = loading.load_net(cfg, device)
+    net = net if net is not None else loading.load_net(cfg, device)
     scale, restore = cfg.get("scale", 1.0), str(cfg.get("restore") or DEFAULT_RESTORE)
     flip = cfg.get("flip", False)
     try:  # a bad scale= or flip= fails now, not at the first image
@@ -312,9 +313,10 @@ def run(cfg: DictConfig) -> PredictResult:
 LINE_EVERY_S = 10.0  # progress=lines, video: a line at most this often
 
 
-def run_video(cfg: DictConfig) -> PredictResult:
+def run_video(cfg: DictConfig, on_frame: Callable[[int, int | None], None] | None = None) -> PredictResult:
     """Colorize the video ``cfg.input`` frame by frame (``Pipeline``, then ``ChromaSmoother``) into a video of
-    its frame rate and size (``plan_video``); one frame in memory at a time."""
+    its frame rate and size (``plan_video``); one frame in memory at a time. ``on_frame(done, total)`` after each
+    frame (``total``: the declared frame count, or None)."""
     src = Path(cfg.input)
     dst = plan_video(src, cfg.output, bool(cfg.overwrite))
     options = cfg.get("video") or {}
@@ -338,6 +340,8 @@ def run_video(cfg: DictConfig) -> PredictResult:
                 write(to_rgb8(chroma(pipeline(nir, progress=count), nir)))
                 result.frames += 1
                 bar.update()
+                if on_frame is not None:
+                    on_frame(result.frames, total)
                 now = time.perf_counter()
                 if mode == "lines" and (result.frames == 1 or now - last >= LINE_EVERY_S):
                     last = now
