@@ -49,13 +49,15 @@ class Limits:
 
 
 def predict_cfg(model: str, fusion: bool, gain: float, flip: bool, scale: str, out: Path, source: str = "x"):
-    """predict's config for the page's options (``model``: a shipped id, or a checkpoint path)."""
+    """predict's config for the page's options (``model``: a shipped id, or a checkpoint path), writing to ``out`` (a
+    folder, or a video file)."""
     model_key = f"ckpt_path={model}" if model.endswith(".ckpt") else f"model_id={model}"
     overrides = [model_key, f"input={source}", f"output={out}", "progress=false", f"scale={scale}",
                  f"flip={'auto' if flip else 'false'}", "overwrite=true"]
     if fusion:
         overrides += ["fusion=bfwls", f"fusion.detail_gain={gain}"]
-    return compose_config("predict", overrides, output_dir=out / ".run")
+    run_dir = (out.parent if out.suffix else out) / ".run"
+    return compose_config("predict", overrides, output_dir=run_dir)
 
 
 @lru_cache(maxsize=2)

@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from tests.conftest import ROOT, SAMPLE
@@ -163,3 +164,35 @@ def test_the_page_colorizes_like_predict(app: str, browser, tmp_path: Path) -> N
     assert len(network) > 10 and any("gradio_api" in u for u in network), network[:20]
     assert all(urlparse(u).hostname == "127.0.0.1" for u in network), [u for u in network
                                                                        if urlparse(u).hostname != "127.0.0.1"][:10]
+
+
+def test_the_page_functions_limits_metrics_and_clips(tmp_path: Path, sample_dir: Path) -> None:
+    """What the page does with each request, without a browser: metrics against a ground truth, the size limit,
+    a clip through predict's video pipeline."""
+    from nir_colorize import app, video
+    from nir_colorize.errors import ImageReadError
+    from nir_colorize.metrics.functional import per_image
+
+    truth = SAMPLE / "Testing" / "Testing_0000_rgb_reg.png"
+    out = tmp_path / "images"
+    out.mkdir()
+    written, lines, metrics = app.colorize_images([NIR], [NIR.name], "reference", False, 1.0, True, "auto", truth,
+                                                  app.Limits(), out)
+    rgb = torch.from_numpy(np.asarray(Image.open(written[0]), dtype=np.float32).transpose(2, 0, 1) / 255)[None]
+    target = torch.from_numpy(np.asarray(Image.open(truth).convert("RGB"), dtype=np.float32).transpose(2, 0, 1)
+                              / 255)[None]
+    psnr = per_image(rgb, target, ["psnr"])["psnr"].item()
+    assert metrics.startswith("PSNR ") and abs(float(metrics.split()[1]) - psnr) < 0.05  # 8-bit PNG against float
+    with pytest.raises(ImageReadError, match=r"big\.png: 256x256 is above this page's limit of 0.01 megapixels"):
+        app.colorize_images([NIR], ["big.png"], "reference", False, 1.0, True, "auto", None, app.Limits(megapixels=0.01),
+                            out)
+    frames = [np.asarray(Image.open(NIR).convert("L").resize((96, 64)))]
+    clip = video.write_clip(tmp_path / "clip.mp4", video.pan(frames, 4, 2, 0.0), video.Fraction(25))
+    seen = []
+    mp4, report = app.colorize_clip(clip, "clip.mp4", "reference", False, 1.0, True, "auto", app.Limits(),
+                                    tmp_path / "clip", on_frame=lambda done, total: seen.append((done, total)))
+    assert mp4.name == "clip.mp4" and mp4.stat().st_size > 0 and "4 frames" in report
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    with pytest.raises(ImageReadError, match="above this page's limit of 0.05 s per clip"):
+        app.colorize_clip(clip, "clip.mp4", "reference", False, 1.0, True, "auto", app.Limits(clip_seconds=0.05),
+                          tmp_path / "clip2")
