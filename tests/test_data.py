@@ -14,6 +14,7 @@ import numpy as np
 import png
 import pytest
 import tifffile
+import torch
 from PIL import Image
 from skimage.transform import resize
 
@@ -439,3 +440,39 @@ def test_vcip_testing_layout_with_capital_t(tmp_path: Path) -> None:
     assert item["nir"].shape == (1, 256, 256) and item["rgb"].shape == (3, 256, 256)
     np.testing.assert_array_equal(item["rgb"].permute(1, 2, 0).numpy(),
                                   np.asarray(Image.open(pairs[0].rgb), dtype=np.float32) / 255)
+
+
+def test_rescaled_crops_take_windows_of_the_drawn_scale(tmp_path: Path) -> None:
+    """data.rescale: a crop of side c from a window c / s wide: on a horizontal ramp the slope per pixel of the
+    crop is the image's slope over s."""
+    from nir_colorize.data.dataset import PairDataset
+    from nir_colorize.data.pairs import Pair
+
+    ramp = np.tile((np.arange(512) / 2).astype(np.uint8), (300, 1))  # 0.5 levels a pixel
+    Image.fromarray(ramp).save(tmp_path / "r_nir.png")
+    Image.fromarray(np.stack([ramp] * 3, -1)).save(tmp_path / "r_rgb.png")
+    dataset = PairDataset([Pair("r", tmp_path / "r_nir.png", tmp_path / "r_rgb.png")], crop=64)
+    torch.manual_seed(0)
+    for scales, expected in (((1.0, 1.0), 0.5), ((0.5, 0.5), 1.0), ((0.25, 0.25), 2.0)):
+        dataset.rescale = scales
+        item = dataset[0]
+        assert item["nir"].shape == (1, 64, 64) and item["rgb"].shape == (3, 64, 64)
+        slope = item["nir"][0, :, 8:-8].diff(dim=-1).mean().item() * 255  # levels a pixel, away from the edges
+        assert slope == pytest.approx(expected, rel=0.03), scales
+    dataset.rescale = (0.5, 1.0)
+    slopes = []
+    for _ in range(40):
+        slopes.append(dataset[0]["nir"][0, :, 8:-8].diff(dim=-1).mean().item() * 255)
+    assert min(slopes) > 0.48 and max(slopes) < 1.02 and np.ptp(slopes) > 0.3  # scales drawn across the range
+
+
+def test_rescale_reaches_the_training_split_only(tmp_path: Path) -> None:
+    from hydra.utils import instantiate
+
+    from tests.conftest import train_cfg
+
+    datamodule = instantiate(train_cfg(tmp_path, "data.rescale=[0.5,1.0]").data)
+    assert datamodule.split("train").rescale == (0.5, 1.0) and datamodule.split("val").rescale is None
+    with pytest.raises(Exception, match=r"data.rescale=\[1.0, 0.5\]: give \[lo, hi\]") as info:  # Hydra wraps it
+        instantiate(train_cfg(tmp_path, "data.rescale=[1.0,0.5]").data)
+    assert isinstance(info.value.__cause__ or info.value, DatasetError)

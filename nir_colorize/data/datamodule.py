@@ -70,6 +70,7 @@ class NIRDataModule(L.LightningDataModule):
         jitter: dict[str, float] | None = None,
         drop_last: bool = False,
         test_resize: float | None = None,
+        rescale: tuple[float, float] | list[float] | None = None,
     ) -> None:
         super().__init__()
         if leakage not in LEAKAGE_POLICIES:
@@ -91,6 +92,9 @@ class NIRDataModule(L.LightningDataModule):
         if test_resize is not None and not test_resize > 0:
             raise DatasetError(f"data.test_resize={test_resize!r}: give a factor > 0 (or null)")
         self.test_resize = test_resize
+        if rescale is not None and not (len(rescale) == 2 and 0 < float(rescale[0]) <= float(rescale[1])):
+            raise DatasetError(f"data.rescale={list(rescale)!r}: give [lo, hi] with 0 < lo <= hi (or null)")
+        self.rescale = (float(rescale[0]), float(rescale[1])) if rescale is not None else None
         self.sets: dict[str, list[Pair]] | None = None  # set name -> its pairs (after a ``drop``)
         self.duplicates: list[lk.Duplicate] = []
         self.dropped: dict[str, list[str]] = {}
@@ -220,6 +224,8 @@ class NIRDataModule(L.LightningDataModule):
             self.datasets[name] = (InMemoryPairs if held else PairDataset)(sets[name], crop=crop, set_name=name)
             if name != "train":  # the camera-scale protocol: evaluated images resized (training crops never)
                 self.datasets[name].resize = self.test_resize
+            else:  # crops from windows of several scales (design section 10)
+                self.datasets[name].rescale = self.rescale
             if held:
                 log.info("%s split held in memory: %d pairs, %.0f MB", name, len(sets[name]),
                          self.datasets[name].nbytes / 2**20)

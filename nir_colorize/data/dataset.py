@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -38,6 +39,21 @@ def resized(image: torch.Tensor, factor: float) -> torch.Tensor:
     return out[0].clamp(0, 1)
 
 
+def rescaled_crop(nir: torch.Tensor, rgb: torch.Tensor, crop: int, scales: tuple[float, float],
+                  name: Pair | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random window ``crop / s`` wide (``s`` log-uniform in ``scales``, the window within the image) of both
+    images, resized to ``crop`` x ``crop`` (antialiased when shrinking), float in [0, 1]."""
+    lo, hi = scales
+    s = math.exp(math.log(lo) + float(torch.rand(())) * (math.log(hi) - math.log(lo)))
+    side = max(1, min(round(crop / s), *nir.shape[-2:]))
+    nir, rgb = random_crop(nir, rgb, side, name)
+    if side == crop:
+        return to_unit(nir), to_unit(rgb)
+    return tuple(torch.nn.functional.interpolate(to_unit(x)[None], size=(crop, crop), mode="bicubic",
+                                                 align_corners=False, antialias=side > crop)[0].clamp(0, 1)
+                 for x in (nir, rgb))
+
+
 def random_crop(nir: torch.Tensor, rgb: torch.Tensor, crop: int, name: Pair | str) -> tuple[torch.Tensor, torch.Tensor]:
     """The same random ``crop`` x ``crop`` window of both (C, H, W) tensors (torch's generator)."""
     h, w = nir.shape[-2:]
@@ -61,7 +77,9 @@ class PairDataset(Dataset):
     at every access. ``crop``: random square crop side (training) or None (whole image). Flips and jitter
     are batched on the device (``Augment``); randomness comes from torch's generator (``seed_everything``).
     ``resize``: whole images (no ``crop``) resized by this factor, NIR and RGB alike (bicubic; antialiased when
-    shrinking): the camera-scale test protocol (docs/evaluation.md)."""
+    shrinking): the camera-scale test protocol (docs/evaluation.md). ``rescale`` = (lo, hi): each training crop is
+    taken from a window ``crop / s`` wide, ``s`` log-uniform in [lo, hi], and resized to ``crop`` (s < 1: objects
+    smaller than in the data; design section 10)."""
 
     def __init__(self, pairs: list[Pair], crop: int | None = None, set_name: str = "",
                  resize: float | None = None) -> None:
@@ -69,6 +87,7 @@ class PairDataset(Dataset):
         self.crop = crop
         self.set_name = set_name
         self.resize = resize
+        self.rescale: tuple[float, float] | None = None
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -79,7 +98,9 @@ class PairDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         nir, rgb = self.load(index)
-        if self.crop:
+        if self.crop and self.rescale:
+            nir, rgb = rescaled_crop(nir, rgb, self.crop, self.rescale, self.pairs[index])
+        elif self.crop:
             nir, rgb = random_crop(nir, rgb, self.crop, self.pairs[index])
         elif self.resize and self.resize != 1:
             nir, rgb = (resized(x, self.resize) for x in (nir, rgb))
