@@ -68,6 +68,8 @@ def test_export_writes_a_checked_onnx_file_with_dynamic_shapes_and_metadata(link
     meta = onnx_export.read_metadata(path)
     assert (meta["model"], meta["pad_multiple"], meta["output_stride"]) == ("linknet", "32", "32")
     assert "best.ckpt" in meta["source"] and len(meta["weights_sha256"]) == 16
+    assert meta["train_long_side"] == "384"  # the training scale travels with the export (scale=auto reads it)
+    assert runtime.OnnxColorizer(path).train_long_side == 384
 
 
 def test_onnxruntime_matches_torch_on_real_images(linknet_onnx: dict, trained_run: Path, sample_dir: Path,
