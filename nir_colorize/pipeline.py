@@ -37,7 +37,15 @@ from nir_colorize.scale import (
     working_factor,
 )
 from nir_colorize.utils.threads import load_adaptive_threads
-from nir_colorize.video import SCENE_CUT, ChromaSmoother, VideoReader, VideoReadError, is_video, video_writer
+from nir_colorize.video import (
+    SCENE_CUT,
+    ChromaSmoother,
+    VideoReader,
+    VideoReadError,
+    copy_streams,
+    is_video,
+    video_writer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -347,6 +355,9 @@ def run_video(cfg: DictConfig, on_frame: Callable[[int, int | None], None] | Non
                     last = now
                     say(f"[{result.frames}/{total or '?'} frames] {src}: {result.frames / (now - started):.2f} frames/s")
         result.seconds = time.perf_counter() - started
+        for problem in copy_streams(src, dst):  # audio, subtitles: as recorded, not re-encoded
+            log.warning(problem)
+            say(problem)
         result.written.append(dst)
         if problem := info.short_of(reader.decoded):
             log.error("%s: %s", src, problem)

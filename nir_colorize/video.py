@@ -5,6 +5,7 @@ when a video is read or written. ``VideoReader`` decodes one frame at a time to 
 format), ``video_writer`` encodes one frame at a time (H.264 ``libx264``, ``yuv420p``; VP9 for ``.webm``;
 ``yuv444p`` for an odd width or height, which 4:2:0 cannot hold) at the source's frame rate and size into a
 temporary file renamed at the end: memory does not grow with the clip, and a failure leaves no output.
+``copy_streams`` then copies the source's audio and subtitle streams into it, packet for packet (not re-encoded).
 
 ``ChromaSmoother`` damps colour flicker: an exponential moving average of the U, V planes (kornia's YUV,
 as BFWLS uses) over the frames, ``uv_t = w * uv_{t-1} + (1 - w) * uv_t``; Y (the detail, the motion) is
@@ -16,6 +17,7 @@ and after smoothing (cuts left out).
 from __future__ import annotations
 
 import contextlib
+import heapq
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -189,6 +191,42 @@ def video_writer(path: str | os.PathLike, rate: Fraction, width: int, height: in
                 container.mux(packet)
         finally:
             container.close()
+
+
+def copy_streams(source: str | os.PathLike, video: str | os.PathLike) -> list[str]:
+    """Copy the audio and subtitle streams of ``source`` into ``video`` (the colorized clip, its only stream),
+    packet for packet, not re-encoded, interleaved by time; ``video`` is replaced atomically. Returns one line per
+    problem: where the output's container cannot take a stream, ``video`` stays as it was (colour, no such stream)."""
+    av = require_av()
+    source, video = Path(source), Path(video)
+    with av.open(str(source)) as src:
+        extra = [s for s in src.streams if s.type in ("audio", "subtitle")]
+        if not extra:
+            return []
+        names = ", ".join(f"{s.type} {s.index} ({s.codec_context.name})" for s in extra)
+        try:
+            with av.open(str(video)) as colour, atomic_path(video) as tmp, \
+                    av.open(str(tmp), "w", format=FORMATS.get(video.suffix.lower())) as out:
+                mapping = {colour.streams.video[0]: out.add_stream_from_template(colour.streams.video[0])}
+                mapping |= {s: out.add_stream_from_template(s) for s in extra}
+                packets = heapq.merge(_timed(colour.demux(colour.streams.video[0])),
+                                      *(_timed(src.demux(s)) for s in extra), key=lambda item: item[0])
+                for _, packet in packets:
+                    packet.stream = mapping[packet.stream]
+                    out.mux(packet)
+        except (av.FFmpegError, ValueError) as exc:
+            return [f"{video}: the source's {names} not copied: a {video.suffix} file cannot hold it here "
+                    f"({_reason(exc)}); the video is written without it"]
+    return []
+
+
+def _timed(packets: Iterator) -> Iterator[tuple[float, object]]:
+    """Demuxed packets with their time in seconds (flush packets, with no data, left out)."""
+    for packet in packets:
+        if packet.size == 0:
+            continue
+        stamp = packet.dts if packet.dts is not None else packet.pts
+        yield (float(stamp * packet.time_base) if stamp is not None else float("-inf")), packet
 
 
 class ChromaSmoother:

@@ -198,3 +198,68 @@ def _frames(folder: Path, numbers: list[int]) -> Path:
     for n in numbers:
         Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / f"f{n}.png")
     return folder
+
+
+def _clip_with_audio(path: Path, frames: list[np.ndarray], rate: int = 25) -> Path:
+    """An H.264 clip with a 440 Hz AAC tone as long as its frames (what a dash camera records)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=rate)
+        vs.width, vs.height, vs.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        aus = out.add_stream("aac", rate=48000, layout="mono")
+        seconds = len(frames) / rate
+        t = np.arange(int(48000 * seconds)) / 48000
+        tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        for i in range(0, len(tone), 1024):
+            frame = av.AudioFrame.from_ndarray(tone[None, i:i + 1024], format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 48000, i
+            for packet in aus.encode(frame):
+                out.mux(packet)
+        for packet in aus.encode():
+            out.mux(packet)
+        for image in frames:
+            for packet in vs.encode(av.VideoFrame.from_ndarray(np.repeat(image[..., None], 3, 2), format="rgb24")):
+                out.mux(packet)
+        for packet in vs.encode():
+            out.mux(packet)
+    return path
+
+
+def _audio(path: Path) -> tuple[np.ndarray, float]:
+    """The decoded samples of the first audio stream, and the stream's duration in seconds."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        samples = np.concatenate([f.to_ndarray().ravel() for f in container.decode(stream)])
+        return samples, float(stream.duration * stream.time_base)
+
+
+def test_audio_is_copied_as_recorded(sample_dir: Path, tmp_path: Path) -> None:
+    image = np.asarray(Image.open(sample_dir / "Testing" / "testing_0000_nir_reg.png").convert("L").resize((96, 64)))
+    src = _clip_with_audio(tmp_path / "dash.mp4", list(video.pan([image], 10, 2)))
+    out = tmp_path / "colour.mp4"
+    result = pipeline.run_video(cfg(tmp_path, src, out))
+    assert result.frames == 10 and not result.failed
+    import av
+
+    with av.open(str(out)) as container:
+        kinds = [s.type for s in container.streams]
+        video_seconds = float(container.streams.video[0].duration * container.streams.video[0].time_base)
+    assert kinds == ["video", "audio"]
+    (a, a_seconds), (b, b_seconds) = _audio(src), _audio(out)
+    assert np.array_equal(a, b)  # the same packets: the same samples after decoding
+    assert abs(b_seconds - a_seconds) < 1 / 25 and abs(video_seconds - 10 / 25) <= 1 / 25
+
+
+def test_a_container_that_cannot_hold_the_audio_says_so(sample_dir: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    image = np.asarray(Image.open(sample_dir / "Testing" / "testing_0000_nir_reg.png").convert("L").resize((96, 64)))
+    src = _clip_with_audio(tmp_path / "dash.mp4", list(video.pan([image], 6, 2)))
+    out = tmp_path / "colour.webm"  # WebM holds Opus or Vorbis, not AAC
+    result = pipeline.run_video(cfg(tmp_path, src, out))
+    assert result.frames == 6 and out.is_file()
+    assert "the source's audio 1 (aac) not copied: a .webm file cannot hold it" in capsys.readouterr().err
+    with video.VideoReader(out) as reader:
+        assert sum(1 for _ in reader) == 6
