@@ -338,11 +338,11 @@ def run_video(cfg: DictConfig, on_frame: Callable[[int, int | None], None] | Non
         total = info.frames or None
         started = last = time.perf_counter()
         with video_writer(dst, info.rate, info.width, info.height, options.get("codec"),
-                          int(options.get("crf", 18))) as write, \
+                          int(options.get("crf", 18)), rotation=info.rotation) as write, \
                 tqdm(total=total, desc="colorize", unit="frame", file=sys.stderr, disable=mode != "bar") as bar, \
                 torch.inference_mode():
             for nir in reader:
-                if tuple(nir.shape[-2:]) != (info.height, info.width):
+                if tuple(nir.shape[-2:]) != info.upright:
                     raise VideoReadError(src, f"frame {reader.decoded} is {nir.shape[-1]}x{nir.shape[-2]}, the "
                                               f"stream {info.width}x{info.height} (size changes are not supported)")
                 write(to_rgb8(chroma(pipeline(nir, progress=count), nir)))
@@ -364,6 +364,6 @@ def run_video(cfg: DictConfig, on_frame: Callable[[int, int | None], None] | Non
             result.failed.append((src, problem))
     if mode == "lines":
         say(f"colorized {result.frames} frames of {src} ({info.width}x{info.height} at {float(info.rate):.4g} "
-            f"frames/s, {pipeline.describe(info.height, info.width)}, {count.describe()}) in {result.seconds:.1f} s ({result.frames_per_s:.2f} frames/s)")
+            f"frames/s, {pipeline.describe(*info.upright)}, {count.describe()}) in {result.seconds:.1f} s ({result.frames_per_s:.2f} frames/s)")
     print(result.report())
     return result

@@ -79,6 +79,12 @@ class VideoInfo:
     rate: Fraction
     frames: int
     codec: str
+    rotation: int = 0  # the display rotation, counter-clockwise degrees (a multiple of 90), as a player applies it
+
+    @property
+    def upright(self) -> tuple[int, int]:
+        """(height, width) of the frames as shown (``VideoReader`` yields them upright)."""
+        return (self.width, self.height) if self.rotation % 180 else (self.height, self.width)
 
     def short_of(self, decoded: int) -> str | None:
         """The problem when ``decoded`` frames fall short of the declared count (beyond 2 % + 1 frame: an
@@ -91,7 +97,9 @@ class VideoInfo:
 
 class VideoReader:
     """NIR frames of a video's first video stream, one at a time, as (1, 1, H, W) float32 in [0, 1] (its
-    luma, 8-bit). Opening checks the file; ``VideoReadError`` names it when it cannot be decoded."""
+    luma, 8-bit), upright: turned by the stream's display rotation (``info.rotation``, read from the first frame)
+    as a player shows them. Opening checks the file and decodes the first frame; ``VideoReadError`` names the
+    file when it cannot be decoded."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         av = require_av()
@@ -115,22 +123,36 @@ class VideoReader:
         frames = int(self.stream.frames or 0)
         if not frames and self.container.duration:  # e.g. Matroska, WebM: no count, a duration (microseconds)
             frames = round(self.container.duration / 1e6 * rate)
-        self.info = VideoInfo(int(ctx.width), int(ctx.height), rate, frames, str(ctx.name))
         self.decoded = 0
+        self._frames = self.container.decode(self.stream)
+        try:
+            self._first = self._next()
+        except VideoReadError:
+            self.container.close()
+            raise
+        rotation = round(getattr(self._first, "rotation", 0) or 0) % 360 if self._first is not None else 0
+        if rotation % 90:
+            log.warning("%s: display rotation %d degrees is not a multiple of 90; frames are read as stored",
+                        self.path, rotation)
+            rotation = 0
+        self.info = VideoInfo(int(ctx.width), int(ctx.height), rate, frames, str(ctx.name), rotation)
+
+    def _next(self):
+        try:
+            return next(self._frames)
+        except StopIteration:
+            return None
+        except self._errors as exc:
+            raise VideoReadError(self.path, f"corrupt video: decoding failed after {self.decoded} "
+                                            f"frame(s) ({_reason(exc)})") from exc
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        frames = self.container.decode(self.stream)
-        while True:
-            try:
-                frame = next(frames)
-            except StopIteration:
-                break
-            except self._errors as exc:
-                raise VideoReadError(self.path, f"corrupt video: decoding failed after {self.decoded} "
-                                                f"frame(s) ({_reason(exc)})") from exc
-            gray = frame.to_ndarray(format="gray")
+        frame, self._first = self._first, None
+        while frame is not None:
+            gray = np.rot90(frame.to_ndarray(format="gray"), self.info.rotation // 90)  # upright, as shown
             self.decoded += 1
-            yield torch.from_numpy(gray).float().div_(255)[None, None]
+            yield torch.from_numpy(np.ascontiguousarray(gray)).float().div_(255)[None, None]
+            frame = self._next()
         if not self.decoded:
             raise VideoReadError(self.path, "no frame could be decoded (empty or corrupt video)")
 
@@ -155,10 +177,12 @@ def default_codec(path: Path) -> str:
 
 @contextlib.contextmanager
 def video_writer(path: str | os.PathLike, rate: Fraction, width: int, height: int, codec: str | None = None,
-                 crf: int = 18) -> Iterator[Callable[[np.ndarray], None]]:
-    """Yield ``write(rgb)`` for (H, W, 3) uint8 frames of ``width`` x ``height``, encoded at ``rate`` frames/s
-    into ``path`` (its suffix picks the container). The file appears, complete, when the block ends without
-    an error; otherwise nothing is left."""
+                 crf: int = 18, rotation: int = 0) -> Iterator[Callable[[np.ndarray], None]]:
+    """Yield ``write(rgb)`` for (H, W, 3) uint8 frames, encoded at ``rate`` frames/s into ``path`` (its suffix picks
+    the container), stored ``width`` x ``height``. ``rotation`` (counter-clockwise degrees, a multiple of 90): the
+    frames given are upright; they are stored turned back and tagged with that display rotation, as the source
+    was, so that a player shows them upright. The file appears, complete, when the block ends without an error;
+    otherwise nothing is left."""
     av = require_av()
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
@@ -181,9 +205,12 @@ def video_writer(path: str | os.PathLike, rate: Fraction, width: int, height: in
             ctx.colorspace, ctx.color_range, ctx.color_primaries, ctx.color_trc = 6, 1, 6, 6
             if codec in ("libx264", "libvpx-vp9"):
                 stream.options = {"crf": str(int(crf))} | ({"b": "0"} if codec == "libvpx-vp9" else {})
+            if rotation % 360:
+                stream.set_display_rotation(rotation % 360)
 
             def write(rgb: np.ndarray) -> None:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                stored = np.ascontiguousarray(np.rot90(rgb, -(rotation // 90))) if rotation % 360 else rgb
+                for packet in stream.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")):
                     container.mux(packet)
 
             yield write

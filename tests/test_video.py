@@ -263,3 +263,43 @@ def test_a_container_that_cannot_hold_the_audio_says_so(sample_dir: Path, tmp_pa
     assert "the source's audio 1 (aac) not copied: a .webm file cannot hold it" in capsys.readouterr().err
     with video.VideoReader(out) as reader:
         assert sum(1 for _ in reader) == 6
+
+
+def test_a_rotated_clip_is_colorized_upright_and_plays_as_the_source(sample_dir: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A phone held upright: frames stored 96x64 with a 90-degree display rotation. The network sees them upright
+    (64x96), and the output is stored and tagged as the source, so a player turns both the same way."""
+    import av
+
+    image = np.asarray(Image.open(sample_dir / "Testing" / "testing_0000_nir_reg.png").convert("L").resize((64, 96)))
+    stored = [np.ascontiguousarray(np.rot90(f, -1)) for f in video.pan([image], 4, 0)]  # 96 wide, 64 high
+    src = tmp_path / "phone.mp4"
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        stream.set_display_rotation(90)
+        for frame in stored:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.repeat(frame[..., None], 3, 2), format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    with video.VideoReader(src) as reader:
+        assert reader.info.rotation == 90 and reader.info.upright == (96, 64)
+        upright = next(iter(reader))
+    assert upright.shape == (1, 1, 96, 64)
+    assert np.corrcoef(upright[0, 0].numpy().ravel(), image.ravel() / 255)[0, 1] > 0.95  # as a player shows it
+
+    seen = []
+    call = pipeline.Pipeline.__call__
+    monkeypatch.setattr(pipeline.Pipeline, "__call__", lambda self, nir, progress=None: seen.append(
+        tuple(nir.shape[-2:])) or call(self, nir, progress))
+    out = tmp_path / "colour.mp4"
+    assert pipeline.run_video(cfg(tmp_path, src, out)).frames == 4
+    assert set(seen) == {(96, 64)}  # colorized upright
+    with av.open(str(out)) as container:
+        first = next(container.decode(container.streams.video[0]))
+        assert (first.width, first.height, first.rotation) == (96, 64, 90)  # stored and tagged as the source
+    with video.VideoReader(out) as reader:
+        shown = next(iter(reader))[0, 0].numpy()
+    right, turned = (np.corrcoef(shown.ravel(), im.ravel())[0, 1] for im in (image, np.rot90(image, 2)))
+    assert shown.shape == (96, 64) and right > 0.6 and right > turned + 0.4, (right, turned)  # plays upright too
