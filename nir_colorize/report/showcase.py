@@ -1,4 +1,5 @@
-"""``python -m nir_colorize.report.showcase PAIR_NIR [PAIR_NIR ...] --out FIG.png [--model-id reference]``.
+"""``python -m nir_colorize.report.showcase PAIR_NIR [PAIR_NIR ...] --out FIG.png [--model-id reference]
+[--predict KEY=VALUE ...]``: colorized by predict's own pipeline, with its defaults unless ``--predict`` says.
 
 A figure of rows NIR | ours | ground truth (with each image's PSNR) for NIR files whose RGB partner sits beside
 them (VCIP: ``..._nir.png`` / ``..._rgb_reg.png``; RGB-NIR Scene: ``..._nir.tiff`` / ``..._rgb.tiff``); any size,
@@ -10,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from nir_colorize import inference
 from nir_colorize.data.io import read_nir, read_rgb, to_uint8, write_png
 from nir_colorize.metrics.functional import psnr
 
@@ -35,14 +36,16 @@ def partner(nir: Path) -> Path:
 
 
 @torch.no_grad()
-def showcase(nir_files: list[Path], net: torch.nn.Module, height: int = 200, gap: int = 4) -> np.ndarray:
-    """Rows NIR | ours | ground truth, each scaled to ``height``, labelled with the PSNR of ours."""
+def showcase(nir_files: list[Path], colorize: Callable[[torch.Tensor], torch.Tensor], height: int = 200,
+             gap: int = 4) -> np.ndarray:
+    """Rows NIR | ours | ground truth, each scaled to ``height``, labelled with the PSNR of ours; ``colorize``:
+    NIR (1, 1, H, W) -> RGB (1, 3, H, W), e.g. predict's ``Pipeline``."""
     rows = []
     font = ImageFont.load_default(size=14)
     for path in nir_files:
         nir, rgb = read_nir(path), read_rgb(partner(path))
         x = torch.from_numpy(nir.transpose(2, 0, 1))[None]
-        pred = inference.colorize(net, x)
+        pred = colorize(x)
         score = float(psnr(pred, torch.from_numpy(rgb.transpose(2, 0, 1))[None])[0])
         tiles = [np.repeat(nir, 3, axis=2), pred[0].permute(1, 2, 0).numpy(), rgb]
         width = round(nir.shape[1] * height / nir.shape[0])
@@ -70,12 +73,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-id", default="reference")
     parser.add_argument("--ckpt-path", help="a training checkpoint instead of the shipped model")
     parser.add_argument("--height", type=int, default=200)
+    parser.add_argument("--predict", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="predict options (default: predict's defaults, scale=auto), e.g. scale=1 fusion=bfwls")
     args = parser.parse_args(argv)
-    from nir_colorize.loading import load_module
+    import tempfile
 
+    from nir_colorize.pipeline import load_pipeline
+    from nir_colorize.utils.compose import compose_config
+
+    source = f"ckpt_path={args.ckpt_path}" if args.ckpt_path else f"model_id={args.model_id}"
     try:
-        module = load_module(args.ckpt_path, args.model_id)
-        figure = showcase(args.nir, module.net.eval(), args.height)
+        with tempfile.TemporaryDirectory() as tmp:  # predict's pipeline with its defaults: what a user gets
+            cfg = compose_config("predict", [source, "input=x", f"output={tmp}", "progress=false", *args.predict],
+                                 output_dir=tmp)
+            figure = showcase(args.nir, load_pipeline(cfg), args.height)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
