@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -275,8 +276,7 @@ def run(cfg: DictConfig) -> PredictResult:
     if is_video(cfg.input):
         return run_video(cfg)
     if is_video(cfg.output):
-        raise UserError(f"output={cfg.output}: a video output needs a video input (input=FILE.mp4); "
-                        "a folder of frames is colorized into a folder of PNGs (output=DIR)")
+        return run_frames_to_video(cfg)
     out_dir = Path(cfg.output)
     pairs = plan_outputs(list_inputs(str(cfg.input)), out_dir, bool(cfg.overwrite))
     chroma = smoother(cfg)
@@ -314,6 +314,37 @@ def run(cfg: DictConfig) -> PredictResult:
         rate = f" ({elapsed / len(result.written):.2f} s/image, {pixels / 1e6 / elapsed:.3f} Mpx/s)" if result.written else ""
         failed = f"; {len(result.failed)} skipped" if result.failed else ""
         say(f"colorized {len(result.written)} of {len(pairs)} image(s) in {elapsed:.1f} s{rate}{failed}")
+    print(result.report())
+    return result
+
+
+def run_frames_to_video(cfg: DictConfig) -> PredictResult:
+    """Colorize the images of ``cfg.input`` (a folder or glob of frames, in natural order) into the video
+    ``cfg.output`` at ``video.fps`` frames/s, one frame in memory at a time; every frame must have the first's size."""
+    frames = list_inputs(str(cfg.input))
+    dst = Path(cfg.output)
+    if dst.exists() and not cfg.overwrite:
+        raise FileExistsError(f"output {dst} already exists (pass overwrite=true to replace it)")
+    options = cfg.get("video") or {}
+    rate = Fraction(str(options.get("fps") or 25))
+    chroma = smoother(cfg)
+    pipeline = load_pipeline(cfg)
+    result = PredictResult(dst.parent, chroma=chroma)
+    started = time.perf_counter()
+    first = read_nir(frames[0], bit_depth=cfg.get("bit_depth"))
+    size = first.shape[:2]
+    with video_writer(dst, rate, size[1], size[0], options.get("codec"), int(options.get("crf", 18))) as write, \
+            torch.inference_mode():
+        for index, src in enumerate(frames):
+            nir = first if index == 0 else read_nir(src, bit_depth=cfg.get("bit_depth"))
+            if nir.shape[:2] != size:
+                raise ImageReadError(src, f"{nir.shape[1]}x{nir.shape[0]}, the first frame {size[1]}x{size[0]}: "
+                                          "the frames of one video must have one size")
+            x = torch.from_numpy(nir[..., 0])[None, None]
+            write(to_rgb8(chroma(pipeline(x), x)))
+            result.frames += 1
+    result.seconds = time.perf_counter() - started
+    result.written.append(dst)
     print(result.report())
     return result
 

@@ -182,8 +182,6 @@ def test_odd_size_is_kept_and_options_are_checked(tmp_path: Path) -> None:
         assert (reader.info.width, reader.info.height) == (63, 47) and len(list(reader)) == 3
     with pytest.raises(ValueError, match=r"video.chroma_smoothing=1.5: choose a weight in \[0, 0.95\]"):
         video.ChromaSmoother(1.5)
-    with pytest.raises(ValueError, match="a video output needs a video input"):
-        pipeline.run(cfg(tmp_path, tmp_path, tmp_path / "out.mp4"))
     with pytest.raises(ValueError, match="would overwrite the input video"):
         pipeline.run(cfg(tmp_path, path, path, "overwrite=true"))
     with pytest.raises(FileExistsError, match="overwrite=true"):
@@ -303,3 +301,25 @@ def test_a_rotated_clip_is_colorized_upright_and_plays_as_the_source(sample_dir:
         shown = next(iter(reader))[0, 0].numpy()
     right, turned = (np.corrcoef(shown.ravel(), im.ravel())[0, 1] for im in (image, np.rot90(image, 2)))
     assert shown.shape == (96, 64) and right > 0.6 and right > turned + 0.4, (right, turned)  # plays upright too
+
+
+def test_a_folder_of_frames_becomes_a_video(sample_dir: Path, tmp_path: Path) -> None:
+    image = np.asarray(Image.open(sample_dir / "Testing" / "testing_0000_nir_reg.png").convert("L").resize((96, 64)))
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(video.pan([image], 5, 2)):
+        Image.fromarray(frame).save(folder / f"frame{i + 8}.png")  # frame8 ... frame12: natural order
+    out = tmp_path / "colour.mp4"
+    result = pipeline.run(cfg(tmp_path, folder, out, "video.fps=12"))
+    assert result.frames == 5 and result.written == [out]
+    with video.VideoReader(out) as reader:
+        assert (reader.info.width, reader.info.height, reader.info.rate) == (88, 64, Fraction(12))
+        frames = [f for f in reader]
+    stills = tmp_path / "stills"
+    pipeline.run(cfg(tmp_path, folder, stills))
+    for i, frame in enumerate(frames):  # each frame as predict colorizes the still, within H.264's loss
+        still = np.asarray(Image.open(stills / f"frame{i + 8}.png").convert("L"), dtype=np.float32) / 255
+        assert np.abs(frame[0, 0].numpy() - still).mean() < 0.03, i
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(folder / "frame99.png")
+    with pytest.raises(ValueError, match=r"frame99.png: 10x10, the first frame 88x64"):
+        pipeline.run(cfg(tmp_path, folder, out, "overwrite=true"))
