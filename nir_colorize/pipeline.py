@@ -368,15 +368,21 @@ def run_video(cfg: DictConfig, on_frame: Callable[[int, int | None], None] | Non
         count = TileCount()
         total = info.frames or None
         started = last = time.perf_counter()
+        stamp = 0.0  # presentation time of the frame written last (s)
         with video_writer(dst, info.rate, info.width, info.height, options.get("codec"),
-                          int(options.get("crf", 18)), rotation=info.rotation) as write, \
+                          int(options.get("crf", 18)), rotation=info.rotation, timed=True) as write, \
                 tqdm(total=total, desc="colorize", unit="frame", file=sys.stderr, disable=mode != "bar") as bar, \
                 torch.inference_mode():
             for nir in reader:
                 if tuple(nir.shape[-2:]) != info.upright:
                     raise VideoReadError(src, f"frame {reader.decoded} is {nir.shape[-1]}x{nir.shape[-2]}, the "
                                               f"stream {info.width}x{info.height} (size changes are not supported)")
-                write(to_rgb8(chroma(pipeline(nir, progress=count), nir)))
+                seconds = reader.last_time if reader.last_time is not None else \
+                    (stamp + 1 / float(info.rate) if result.frames else 0.0)  # a frame without a timestamp
+                if result.frames and seconds <= stamp:  # two frames at one time: a player shows only one
+                    seconds = stamp + 1 / 90000
+                write(to_rgb8(chroma(pipeline(nir, progress=count), nir)), seconds)  # the source's timing
+                stamp = seconds
                 result.frames += 1
                 bar.update()
                 if on_frame is not None:

@@ -44,6 +44,7 @@ MAX_SMOOTHING = 0.95
 # mean |NIR change| (on [0, 1]) that marks a scene cut: measured 0.17-0.21 between two sample scenes, 0.04-0.08
 # for pans of 2-16 px a frame over them
 SCENE_CUT = 0.12
+TIME_BASE = Fraction(1, 90000)  # of a video written with its source's timestamps (MPEG's 90 kHz clock)
 
 
 class VideoReadError(UserError):
@@ -124,6 +125,7 @@ class VideoReader:
         if not frames and self.container.duration:  # e.g. Matroska, WebM: no count, a duration (microseconds)
             frames = round(self.container.duration / 1e6 * rate)
         self.decoded = 0
+        self.last_time: float | None = None  # presentation time (s) of the frame yielded last, where it has one
         self._frames = self.container.decode(self.stream)
         try:
             self._first = self._next()
@@ -151,6 +153,7 @@ class VideoReader:
         while frame is not None:
             gray = np.rot90(frame.to_ndarray(format="gray"), self.info.rotation // 90)  # upright, as shown
             self.decoded += 1
+            self.last_time = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
             yield torch.from_numpy(np.ascontiguousarray(gray)).float().div_(255)[None, None]
             frame = self._next()
         if not self.decoded:
@@ -177,12 +180,13 @@ def default_codec(path: Path) -> str:
 
 @contextlib.contextmanager
 def video_writer(path: str | os.PathLike, rate: Fraction, width: int, height: int, codec: str | None = None,
-                 crf: int = 18, rotation: int = 0) -> Iterator[Callable[[np.ndarray], None]]:
+                 crf: int = 18, rotation: int = 0, timed: bool = False) -> Iterator[Callable[..., None]]:
     """Yield ``write(rgb)`` for (H, W, 3) uint8 frames, encoded at ``rate`` frames/s into ``path`` (its suffix picks
     the container), stored ``width`` x ``height``. ``rotation`` (counter-clockwise degrees, a multiple of 90): the
     frames given are upright; they are stored turned back and tagged with that display rotation, as the source
-    was, so that a player shows them upright. The file appears, complete, when the block ends without an error;
-    otherwise nothing is left."""
+    was, so that a player shows them upright. ``timed``: ``write(rgb, seconds)`` gives each frame its presentation
+    time (a source's timestamps, variable frame rate included, kept to 1/90000 s); else frames follow ``rate``.
+    The file appears, complete, when the block ends without an error; otherwise nothing is left."""
     av = require_av()
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
@@ -207,10 +211,15 @@ def video_writer(path: str | os.PathLike, rate: Fraction, width: int, height: in
                 stream.options = {"crf": str(int(crf))} | ({"b": "0"} if codec == "libvpx-vp9" else {})
             if rotation % 360:
                 stream.set_display_rotation(rotation % 360)
+            if timed:
+                stream.codec_context.time_base = stream.time_base = TIME_BASE
 
-            def write(rgb: np.ndarray) -> None:
+            def write(rgb: np.ndarray, seconds: float | None = None) -> None:
                 stored = np.ascontiguousarray(np.rot90(rgb, -(rotation // 90))) if rotation % 360 else rgb
-                for packet in stream.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")):
+                frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
+                if timed:
+                    frame.pts, frame.time_base = round(seconds / TIME_BASE), TIME_BASE
+                for packet in stream.encode(frame):
                     container.mux(packet)
 
             yield write

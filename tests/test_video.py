@@ -323,3 +323,23 @@ def test_a_folder_of_frames_becomes_a_video(sample_dir: Path, tmp_path: Path) ->
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(folder / "frame99.png")
     with pytest.raises(ValueError, match=r"frame99.png: 10x10, the first frame 88x64"):
         pipeline.run(cfg(tmp_path, folder, out, "overwrite=true"))
+
+
+def test_variable_frame_rate_keeps_the_source_timestamps(sample_dir: Path, tmp_path: Path) -> None:
+    import av
+
+    image = np.asarray(Image.open(sample_dir / "Testing" / "testing_0000_nir_reg.png").convert("L").resize((96, 64)))
+    times = [0.5, 0.54, 0.58, 0.7, 0.74, 1.0, 1.04]  # a security camera's variable rate, starting at 0.5 s
+    src = tmp_path / "vfr.mp4"
+    with video.video_writer(src, Fraction(25), 90, 64, timed=True) as write:
+        for t, frame in zip(times, video.pan([image], len(times), 1), strict=False):
+            write(np.repeat(frame[..., None], 3, 2), t)
+
+    def stamps(path: Path) -> list[float]:
+        with av.open(str(path)) as container:
+            return [round(float(f.pts * f.time_base), 4) for f in container.decode(container.streams.video[0])]
+
+    assert stamps(src) == times
+    out = tmp_path / "colour.mp4"
+    assert pipeline.run_video(cfg(tmp_path, src, out)).frames == len(times)
+    assert stamps(out) == times
