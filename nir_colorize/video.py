@@ -81,6 +81,7 @@ class VideoInfo:
     frames: int
     codec: str
     rotation: int = 0  # the display rotation, counter-clockwise degrees (a multiple of 90), as a player applies it
+    bits: int = 8  # bits per sample of the stream's luma (10, 12, 16: read at that depth)
 
     @property
     def upright(self) -> tuple[int, int]:
@@ -98,7 +99,7 @@ class VideoInfo:
 
 class VideoReader:
     """NIR frames of a video's first video stream, one at a time, as (1, 1, H, W) float32 in [0, 1] (its
-    luma, 8-bit), upright: turned by the stream's display rotation (``info.rotation``, read from the first frame)
+    luma, at the stream's depth: 8 bits, or 10 to 16 read as 16-bit levels), upright: turned by the stream's display rotation (``info.rotation``, read from the first frame)
     as a player shows them. Opening checks the file and decodes the first frame; ``VideoReadError`` names the
     file when it cannot be decoded."""
 
@@ -137,7 +138,9 @@ class VideoReader:
             log.warning("%s: display rotation %d degrees is not a multiple of 90; frames are read as stored",
                         self.path, rotation)
             rotation = 0
-        self.info = VideoInfo(int(ctx.width), int(ctx.height), rate, frames, str(ctx.name), rotation)
+        fmt = ctx.format
+        bits = max((int(c.bits) for c in fmt.components), default=8) if fmt is not None else 8
+        self.info = VideoInfo(int(ctx.width), int(ctx.height), rate, frames, str(ctx.name), rotation, bits)
 
     def _next(self):
         try:
@@ -151,10 +154,11 @@ class VideoReader:
     def __iter__(self) -> Iterator[torch.Tensor]:
         frame, self._first = self._first, None
         while frame is not None:
-            gray = np.rot90(frame.to_ndarray(format="gray"), self.info.rotation // 90)  # upright, as shown
+            deep = self.info.bits > 8  # 10-16 bit luma read at its depth, as 16-bit levels
+            gray = np.rot90(frame.to_ndarray(format="gray16le" if deep else "gray"), self.info.rotation // 90)
             self.decoded += 1
             self.last_time = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
-            yield torch.from_numpy(np.ascontiguousarray(gray)).float().div_(255)[None, None]
+            yield torch.from_numpy(np.ascontiguousarray(gray).astype(np.float32)).div_(65535 if deep else 255)[None, None]
             frame = self._next()
         if not self.decoded:
             raise VideoReadError(self.path, "no frame could be decoded (empty or corrupt video)")
