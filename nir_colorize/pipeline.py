@@ -109,6 +109,31 @@ def plan_video(src: Path, output: str | Path, overwrite: bool = False) -> Path:
     return dst
 
 
+def plan_frames(src: Path, output: str | Path, overwrite: bool = False) -> Path:
+    """The folder that receives video ``src``'s colour frames (``video.frames=true``): ``output``; refused, before
+    anything is written, where it already holds frames of ``src`` (unless ``overwrite``)."""
+    if not src.is_file():
+        raise FileNotFoundError(f"input {src}: no such video file")
+    dst = Path(output)
+    if is_video(dst):
+        raise UserError(f"output={dst}: video.frames=true writes a folder of PNG frames; give a folder")
+    if not overwrite and dst.is_dir() and any(dst.glob(f"{glob.escape(src.stem)}_*.png")):
+        raise FileExistsError(f"output {dst} already holds frames of {src.stem} (pass overwrite=true to replace them)")
+    return dst
+
+
+@contextlib.contextmanager
+def frame_writer(folder: Path, stem: str, result: PredictResult):
+    """``write(rgb, seconds)`` for a video's colour frames as ``<folder>/<stem>_000001.png`` ... (upright; each PNG
+    written atomically and listed in ``result.written``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def write(rgb: np.ndarray, seconds: float | None = None) -> None:
+        result.written.append(write_png(folder / f"{stem}_{len(result.written) + 1:06d}.png", rgb))
+
+    yield write
+
+
 def to_rgb8(rgb: torch.Tensor) -> np.ndarray:
     """RGB (1, 3, H, W) in [0, 1] as a contiguous (H, W, 3) uint8 array; converts in place of ``rgb``, so a
     large image needs no float copies."""
@@ -357,20 +382,24 @@ def run_video(cfg: DictConfig, on_frame: Callable[[int, int | None], None] | Non
     its frame rate and size (``plan_video``); one frame in memory at a time. ``on_frame(done, total)`` after each
     frame (``total``: the declared frame count, or None)."""
     src = Path(cfg.input)
-    dst = plan_video(src, cfg.output, bool(cfg.overwrite))
     options = cfg.get("video") or {}
+    as_frames = bool(options.get("frames"))  # a folder of PNG frames instead of a video
+    dst = plan_frames(src, cfg.output, bool(cfg.overwrite)) if as_frames else plan_video(src, cfg.output,
+                                                                                            bool(cfg.overwrite))
     chroma = smoother(cfg)
     mode = progress_mode(bool(cfg.progress))
     with VideoReader(src) as reader:  # a broken file fails here, before the network loads
         info = reader.info
         pipeline = load_pipeline(cfg)
-        result = PredictResult(dst.parent, chroma=chroma)
+        result = PredictResult(dst if as_frames else dst.parent, chroma=chroma)
         count = TileCount()
         total = info.frames or None
         started = last = time.perf_counter()
         stamp = 0.0  # presentation time of the frame written last (s)
-        with video_writer(dst, info.rate, info.width, info.height, options.get("codec"),
-                          int(options.get("crf", 18)), rotation=info.rotation, timed=True) as write, \
+        writer = frame_writer(dst, src.stem, result) if as_frames else video_writer(
+            dst, info.rate, info.width, info.height, options.get("codec"), int(options.get("crf", 18)),
+            rotation=info.rotation, timed=True)
+        with writer as write, \
                 tqdm(total=total, desc="colorize", unit="frame", file=sys.stderr, disable=mode != "bar") as bar, \
                 torch.inference_mode():
             for nir in reader:
@@ -392,10 +421,11 @@ def run_video(cfg: DictConfig, on_frame: Callable[[int, int | None], None] | Non
                     last = now
                     say(f"[{result.frames}/{total or '?'} frames] {src}: {result.frames / (now - started):.2f} frames/s")
         result.seconds = time.perf_counter() - started
-        for problem in copy_streams(src, dst):  # audio, subtitles: as recorded, not re-encoded
+        for problem in [] if as_frames else copy_streams(src, dst):  # audio, subtitles: as recorded, not re-encoded
             log.warning(problem)
             say(problem)
-        result.written.append(dst)
+        if not as_frames:
+            result.written.append(dst)
         if problem := info.short_of(reader.decoded):
             log.error("%s: %s", src, problem)
             result.failed.append((src, problem))

@@ -380,3 +380,17 @@ def test_a_10_bit_clip_is_read_at_its_depth(sample_dir: Path, tmp_path: Path) ->
         colour = next(iter(reader))[0, 0].numpy()
     still = np.asarray(Image.open(stills / "f.png").convert("L"), dtype=np.float32) / 255
     assert np.abs(colour - still).mean() < 0.01  # within H.264's loss on the 8-bit colour output
+
+
+def test_a_video_becomes_a_folder_of_frames(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "frames"
+    result = pipeline.run_video(cfg(tmp_path, clip, out, "video.frames=true"))
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [f"clip_{i:06d}.png" for i in range(1, FRAMES + 1)] and result.written == [out / n for n in names]
+    runner = pipeline.load_pipeline(cfg(tmp_path, clip, out))
+    with video.VideoReader(clip) as reader, torch.inference_mode():
+        first = next(iter(reader))
+        expected = pipeline.to_rgb8(runner(first))
+    assert np.array_equal(np.asarray(Image.open(out / names[0])), expected)  # predict's own frame, losslessly
+    with pytest.raises(FileExistsError, match="already holds frames of clip"):
+        pipeline.run_video(cfg(tmp_path, clip, out, "video.frames=true"))
