@@ -134,6 +134,11 @@ def frame_writer(folder: Path, stem: str, result: PredictResult):
     yield write
 
 
+def to_rgb16(rgb: torch.Tensor) -> np.ndarray:
+    """RGB (1, 3, H, W) in [0, 1] as a contiguous (H, W, 3) uint16 array of 16-bit levels (a 10-bit video's input)."""
+    return (rgb[0].clamp(0, 1) * 65535 + 0.5).to(torch.int32).permute(1, 2, 0).cpu().numpy().astype(np.uint16)
+
+
 def to_rgb8(rgb: torch.Tensor) -> np.ndarray:
     """RGB (1, 3, H, W) in [0, 1] as a contiguous (H, W, 3) uint8 array; converts in place of ``rgb``, so a
     large image needs no float copies."""
@@ -384,6 +389,8 @@ def run_video(cfg: DictConfig, on_frame: Callable[[int, int | None], None] | Non
     src = Path(cfg.input)
     options = cfg.get("video") or {}
     as_frames = bool(options.get("frames"))  # a folder of PNG frames instead of a video
+    bits = 8 if as_frames else int(options.get("bits") or 8)  # of the output video
+    to_levels = to_rgb16 if bits == 10 else to_rgb8
     dst = plan_frames(src, cfg.output, bool(cfg.overwrite)) if as_frames else plan_video(src, cfg.output,
                                                                                             bool(cfg.overwrite))
     chroma = smoother(cfg)
@@ -398,7 +405,7 @@ def run_video(cfg: DictConfig, on_frame: Callable[[int, int | None], None] | Non
         stamp = 0.0  # presentation time of the frame written last (s)
         writer = frame_writer(dst, src.stem, result) if as_frames else video_writer(
             dst, info.rate, info.width, info.height, options.get("codec"), int(options.get("crf", 18)),
-            rotation=info.rotation, timed=True)
+            rotation=info.rotation, timed=True, bits=bits)
         with writer as write, \
                 tqdm(total=total, desc="colorize", unit="frame", file=sys.stderr, disable=mode != "bar") as bar, \
                 torch.inference_mode():
@@ -410,7 +417,7 @@ def run_video(cfg: DictConfig, on_frame: Callable[[int, int | None], None] | Non
                     (stamp + 1 / float(info.rate) if result.frames else 0.0)  # a frame without a timestamp
                 if result.frames and seconds <= stamp:  # two frames at one time: a player shows only one
                     seconds = stamp + 1 / 90000
-                write(to_rgb8(chroma(pipeline(nir, progress=count), nir)), seconds)  # the source's timing
+                write(to_levels(chroma(pipeline(nir, progress=count), nir)), seconds)  # the source's timing
                 stamp = seconds
                 result.frames += 1
                 bar.update()

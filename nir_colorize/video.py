@@ -184,11 +184,13 @@ def default_codec(path: Path) -> str:
 
 @contextlib.contextmanager
 def video_writer(path: str | os.PathLike, rate: Fraction, width: int, height: int, codec: str | None = None,
-                 crf: int = 18, rotation: int = 0, timed: bool = False) -> Iterator[Callable[..., None]]:
+                 crf: int = 18, rotation: int = 0, timed: bool = False, bits: int = 8) -> Iterator[Callable[..., None]]:
     """Yield ``write(rgb)`` for (H, W, 3) uint8 frames, encoded at ``rate`` frames/s into ``path`` (its suffix picks
     the container), stored ``width`` x ``height``. ``rotation`` (counter-clockwise degrees, a multiple of 90): the
     frames given are upright; they are stored turned back and tagged with that display rotation, as the source
-    was, so that a player shows them upright. ``timed``: ``write(rgb, seconds)`` gives each frame its presentation
+    was, so that a player shows them upright. ``bits=10``: 10-bit 4:2:0 (or 4:4:4) for (H, W, 3) uint16 frames
+    (16-bit levels), where the encoder has it (libx264 does). ``timed``: ``write(rgb, seconds)`` gives each frame
+    its presentation
     time (a source's timestamps, variable frame rate included, kept to 1/90000 s); else frames follow ``rate``.
     The file appears, complete, when the block ends without an error; otherwise nothing is left."""
     av = require_av()
@@ -198,8 +200,10 @@ def video_writer(path: str | os.PathLike, rate: Fraction, width: int, height: in
     codec = codec or default_codec(path)
     if codec not in av.codecs_available:
         raise UserError(f"video.codec={codec}: not available in this PyAV build (try libx264, libvpx-vp9 or mpeg4)")
+    if bits not in (8, 10):
+        raise UserError(f"video.bits={bits}: the output is 8- or 10-bit")
     odd = width % 2 or height % 2
-    pix_fmt = "yuv444p" if odd else "yuv420p"
+    pix_fmt = ("yuv444p" if odd else "yuv420p") + ("10le" if bits == 10 else "")
     if odd:
         log.info("%s: %dx%d is odd, which 4:2:0 chroma cannot hold; encoding yuv444p (full-resolution chroma)",
                  path, width, height)
@@ -220,7 +224,7 @@ def video_writer(path: str | os.PathLike, rate: Fraction, width: int, height: in
 
             def write(rgb: np.ndarray, seconds: float | None = None) -> None:
                 stored = np.ascontiguousarray(np.rot90(rgb, -(rotation // 90))) if rotation % 360 else rgb
-                frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
+                frame = av.VideoFrame.from_ndarray(stored, format="rgb48le" if bits == 10 else "rgb24")
                 if timed:
                     frame.pts, frame.time_base = round(seconds / TIME_BASE), TIME_BASE
                 for packet in stream.encode(frame):

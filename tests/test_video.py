@@ -394,3 +394,17 @@ def test_a_video_becomes_a_folder_of_frames(clip: Path, tmp_path: Path) -> None:
     assert np.array_equal(np.asarray(Image.open(out / names[0])), expected)  # predict's own frame, losslessly
     with pytest.raises(FileExistsError, match="already holds frames of clip"):
         pipeline.run_video(cfg(tmp_path, clip, out, "video.frames=true"))
+
+
+def test_a_10_bit_output(clip: Path, tmp_path: Path) -> None:
+    import av
+
+    out = tmp_path / "deep.mp4"
+    pipeline.run_video(cfg(tmp_path, clip, out, "video.bits=10"))
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.format.name == "yuv420p10le"
+        frame = next(container.decode(stream)).to_ndarray(format="rgb48le")
+    assert len(np.unique(frame[..., 1] >> 6)) > 256  # more green levels than 8 bits hold
+    with pytest.raises(ValueError, match="video.bits=12: the output is 8- or 10-bit"):
+        pipeline.run_video(cfg(tmp_path, clip, tmp_path / "x.mp4", "video.bits=12"))
