@@ -83,8 +83,9 @@ def _readme(sweep: Sweep, out: Path, files: dict[str, bool], images: list[str], 
     if files.get("val_psnr.png"):
         parts += ["## Validation PSNR per epoch", "", "![validation PSNR](val_psnr.png)", ""]
     parts += ["## The paper's Table 2, for comparison", "", paper_table()]
-    if sweep.problems:
-        parts += ["## Missing", ""] + [f"- {p}" for p in sweep.problems] + [""]
+    problems = sweep.problems + [f"seeds: {p}" for s in seeds for p in s.problems]
+    if problems:
+        parts += ["## Missing", ""] + [f"- {p}" for p in problems] + [""]
     return "\n".join(parts)
 
 
