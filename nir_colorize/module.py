@@ -14,14 +14,7 @@ from torchmetrics.functional.image import structural_similarity_index_measure as
 from nir_colorize.data.dataset import to_unit
 from nir_colorize.metrics import build_metrics, per_image, update_from_values
 from nir_colorize.models import build_model
-from nir_colorize.scale import (
-    DEFAULT_RESTORE,
-    TRAIN_LONG_SIDE,
-    colorize_at_scale,
-    flip_averaged,
-    use_flip,
-    working_factor,
-)
+from nir_colorize.scale import DEFAULT_RESTORE, TRAIN_LONG_SIDE, colorize_at_scale, working_factor
 
 VAL_METRICS = ("mae", "psnr", "ssim")
 LOSSES = ("l2", "l1", "l1_ssim")
@@ -93,8 +86,7 @@ class ColorizationModule(L.LightningModule):
         of the image's and its mirror's colorization (horizontal-flip test-time averaging); with ``self.scale`` (eval
         ``scale=``) colorized at the training scale and restored to full size (``nir_colorize.scale``)."""
         factor = working_factor(*nir.shape[-2:], self.scale, self.hparams.get("train_long_side") or TRAIN_LONG_SIDE)
-        network = flip_averaged(self.net) if use_flip(self.tta, factor) else self.net
-        return colorize_at_scale(network, nir, factor, self.restore)
+        return colorize_at_scale(self.net, nir, factor, self.restore, self.tta)
 
     def batch(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """(NIR, RGB) of a batch as float in [0, 1] (held datasets give uint8), in the module's memory layout."""

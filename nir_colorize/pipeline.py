@@ -32,7 +32,6 @@ from nir_colorize.scale import (
     RESTORE,
     TRAIN_LONG_SIDE,
     colorize_at_scale,
-    flip_averaged,
     shrunk_size,
     use_flip,
     working_factor,
@@ -226,11 +225,8 @@ class Pipeline:
             def network(x: torch.Tensor) -> torch.Tensor:
                 return inference.colorize(self.net, x, **self.tiling, progress=progress)
 
-            factor = self.factor(*nir.shape[-2:])
-            if use_flip(self.flip, factor):
-                network = flip_averaged(network)
-            rgb = colorize_at_scale(network, nir.to(self.device), factor, self.restore).cpu() if factor > 1 \
-                else network(nir)
+            rgb = colorize_at_scale(network, nir.to(self.device), self.factor(*nir.shape[-2:]), self.restore,
+                                    self.flip).cpu()
             if self.fusion is not None:
                 rgb = self.fusion(nir.to(self.device), rgb.to(self.device)).cpu()
         return rgb

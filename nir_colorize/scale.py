@@ -112,9 +112,12 @@ def use_flip(flip: bool | str, factor: float) -> bool:
 
 
 def colorize_at_scale(colorize: Callable[[torch.Tensor], torch.Tensor], nir: torch.Tensor, factor: float,
-                      method: str = DEFAULT_RESTORE) -> torch.Tensor:
+                      method: str = DEFAULT_RESTORE, flip: bool | str = False) -> torch.Tensor:
     """RGB (1, 3, H, W) of NIR (1, 1, H, W): ``colorize`` (NIR -> RGB at any size) run on ``nir`` shrunk by
-    ``factor``, restored to full size by ``method``; ``factor`` 1: ``colorize(nir)`` itself."""
+    ``factor`` (flip-averaged where ``use_flip(flip, factor)``), restored to full size by ``method``; ``factor`` 1:
+    ``colorize(nir)`` itself."""
+    if use_flip(flip, factor):
+        colorize = flip_averaged(colorize)
     if factor <= 1.0:
         return colorize(nir)
     small = shrink(nir.float(), shrunk_size(*nir.shape[-2:], factor))
