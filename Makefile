@@ -12,7 +12,7 @@ ifneq ($(NIR_COLORIZE_DATA),)
 export NIR_COLORIZE_DATA
 endif
 
-.PHONY: install demo test test-fast lint format bench bench-deploy ablation reference wheelhouse clean app
+.PHONY: install demo test test-fast lint format bench bench-deploy ablation reference gpu-bundle clean app
 
 install: $(STAMP)
 
@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PIP) install -q -r requirements.lock
 	$(PIP) install -q --no-deps -e .
 	$(PY) -m nir_colorize.offline || echo "offline weights not prepared (see README)"  # LPIPS + VGG16 weights, WLS kernels
+	$(PY) -m nir_colorize.offline.bundle wheels --dest .cache/wheels  # this Python's GPU-bundle wheels (its install test)
 	touch $(STAMP)
 
 demo: install
@@ -70,19 +71,14 @@ reference: install
 		hydra.run.dir=$(RUN)/stage2 $(ARGS)
 	$(PY) -m nir_colorize.shipped export $(RUN)/stage2/checkpoints/best.ckpt --id reference --out $(RUN)
 
-# make wheelhouse: for a GPU machine with its own torch and no package index (README "GPU"): the project's
-# pure-Python dependencies that such images lack, as wheels in .whl/, and the offline ImageNet/LPIPS weights in
-# .cache/nir_colorize/ (both git-ignored; send them along with the checkout)
+# make gpu-bundle [GPU_PY=3.12]: dist/gpu-bundle/, everything a CUDA machine with its own torch and no package
+# index needs (README "A fresh CUDA machine"): the pinned wheels its image lacks (for Python GPU_PY, manylinux
+# x86_64; needs the index here), the package, configs, shipped model, tests and sample, the LPIPS features, install.py
 GPU_PY ?= 3.12
-wheelhouse: install
-	$(PIP) download -q --no-deps --only-binary=:all: --python-version $(GPU_PY) --implementation cp \
-		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
-		$$(grep -iE '^(hydra-core|omegaconf|segmentation_models_pytorch|kornia|kornia_rs|lpips|pypng|safetensors)==' requirements.lock)
-	$(PIP) wheel -q --no-deps -w .whl $$(grep -i '^antlr4-python3-runtime==' requirements.lock)
-	mkdir -p .cache/nir_colorize && cp -r $${NIR_COLORIZE_CACHE:-$$HOME/.cache/nir_colorize}/lpips \
-		$${NIR_COLORIZE_CACHE:-$$HOME/.cache/nir_colorize}/imagenet .cache/nir_colorize/
-	@echo "wheels in .whl/, weights in .cache/nir_colorize/: see README, GPU"
+gpu-bundle: install
+	rm -rf dist/gpu-bundle
+	$(PY) -m nir_colorize.offline.bundle build --out dist/gpu-bundle --python-version $(GPU_PY)
 
 clean:
-	rm -rf logs outputs multirun .pytest_cache .ruff_cache
+	rm -rf logs outputs multirun dist .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

