@@ -261,7 +261,8 @@ def smoother(cfg: DictConfig) -> ChromaSmoother:
     """The ``ChromaSmoother`` of ``cfg.video`` (``chroma_smoothing`` 0: measures only)."""
     options = cfg.get("video") or {}
     cut = options.get("scene_cut", SCENE_CUT)
-    return ChromaSmoother(float(options.get("chroma_smoothing") or 0.0), None if cut is None else float(cut))
+    return ChromaSmoother(float(options.get("chroma_smoothing") or 0.0), None if cut is None else float(cut),
+                          motion=bool(options.get("chroma_motion", True)))
 
 
 @dataclass

@@ -9,7 +9,10 @@ temporary file renamed at the end: memory does not grow with the clip, and a fai
 
 ``ChromaSmoother`` damps colour flicker: an exponential moving average of the U, V planes (kornia's YUV,
 as BFWLS uses) over the frames, ``uv_t = w * uv_{t-1} + (1 - w) * uv_t``; Y (the detail, the motion) is
-never smoothed. A scene cut (mean |NIR change| above ``scene_cut``) restarts the average, so that one scene's
+never smoothed. With ``motion`` (``video.chroma_motion``, the default) the average first follows the frame's
+global motion (``global_shift``: phase correlation of the NIR frames, for pans) and is not taken where the NIR
+changed on its own (moving objects, content entering the frame), which keeps colours from trailing
+(experiments/video_chroma). A scene cut (mean |NIR change| above ``scene_cut``) restarts the average, so that one scene's
 colours do not bleed into the next. It measures the mean frame-to-frame chroma change of the frames before
 and after smoothing (cuts left out).
 """
@@ -44,6 +47,9 @@ MAX_SMOOTHING = 0.95
 # mean |NIR change| (on [0, 1]) that marks a scene cut: measured 0.17-0.21 between two sample scenes, 0.04-0.08
 # for pans of 2-16 px a frame over them
 SCENE_CUT = 0.12
+# |NIR change| (on [0, 1], 5x5 mean) after moving the previous frame by the global shift, above which a pixel is
+# new content or an object that moves on its own: its chroma is not averaged (video.chroma_motion)
+MOVED = 0.04
 TIME_BASE = Fraction(1, 90000)  # of a video written with its source's timestamps (MPEG's 90 kHz clock)
 
 
@@ -283,12 +289,15 @@ class ChromaSmoother:
     frames of one scene (YUV of [0, 1] RGB, so x 255 is in 8-bit levels), of the frames as they came
     (``raw``) and as returned (``smoothed``)."""
 
-    def __init__(self, weight: float = 0.0, scene_cut: float | None = SCENE_CUT) -> None:
+    def __init__(self, weight: float = 0.0, scene_cut: float | None = SCENE_CUT, motion: bool = False,
+                 moved: float = MOVED) -> None:
         if not 0.0 <= weight <= MAX_SMOOTHING:
             raise UserError(f"video.chroma_smoothing={weight}: choose a weight in [0, {MAX_SMOOTHING}] "
                             "(0: off; higher: less flicker, longer colour trails behind moving objects)")
         self.weight = float(weight)
         self.scene_cut = scene_cut
+        self.motion = bool(motion)
+        self.moved = float(moved)
         self.average: torch.Tensor | None = None
         self.previous: tuple[torch.Tensor, ...] | None = None  # NIR (or Y), raw and output U, V of the last frame
         self.pairs = self.cuts = 0
@@ -305,9 +314,12 @@ class ChromaSmoother:
             self.average = self.previous = None
             self.cuts += 1
         out, out_uv = rgb, uv
-        if self.weight > 0:
+        if self.weight > 0 and self.motion and self.average is not None:
+            self.average = self._follow(guide, uv)
+        elif self.weight > 0:
             self.average = uv.clone() if self.average is None else self.average.mul_(self.weight).add_(
                 uv, alpha=1 - self.weight)
+        if self.weight > 0:
             out = yuv_to_rgb(torch.cat([y, self.average], 1)).clamp_(0, 1)
             out_uv = rgb_to_yuv(out)[:, 1:]
         if self.previous is not None:
@@ -316,6 +328,21 @@ class ChromaSmoother:
             self.smoothed_sum += float((out_uv - self.previous[2]).abs().mean())
         self.previous = (guide, uv, out_uv)
         return out
+
+    def _follow(self, guide: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+        """The average moved with the frame (its global shift, ``global_shift`` of the guides), then blended with
+        ``uv`` at ``weight`` only where the moved previous guide still matches this one (``moved``: the largest
+        |guide change| averaged; elsewhere, new content or objects that move on their own, ``uv`` alone)."""
+        from kornia.filters import box_blur
+        from kornia.geometry.transform import translate
+
+        shift = global_shift(self.previous[0], guide)
+        moved_average = translate(self.average, shift, padding_mode="zeros", align_corners=True)
+        moved_guide = translate(self.previous[0], shift, padding_mode="zeros", align_corners=True)
+        inside = translate(torch.ones_like(guide[:, :1]), shift, padding_mode="zeros", align_corners=True) > 0.999
+        change = box_blur((guide - moved_guide).abs().mean(1, keepdim=True), 5)
+        keep = self.weight * (inside & (change < self.moved)).float()
+        return moved_average * keep + uv * (1 - keep)
 
     def change(self) -> tuple[float, float] | None:
         """(raw, smoothed) mean frame-to-frame chroma change; None before two frames of one size."""
@@ -334,6 +361,32 @@ class ChromaSmoother:
             return f"mean frame-to-frame chroma change: {raw:.3f}/255 (video.chroma_smoothing=0: unsmoothed{cuts})"
         return (f"mean frame-to-frame chroma change: {raw:.3f}/255 without smoothing, {smoothed:.3f}/255 with "
                 f"video.chroma_smoothing={self.weight:g} ({smoothed / raw if raw else 1:.0%}{cuts})")
+
+
+def global_shift(previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+    """The (dx, dy) translation, in pixels, that moves ``previous`` onto ``current`` ((1, C, H, W) each): phase
+    correlation of their channel means (by hand: neither kornia nor torchvision has it), the peak refined to
+    sub-pixel by a parabola through its neighbours; a (1, 2) tensor for ``kornia.geometry.transform.translate``."""
+    a, b = (x.float().mean(1)[0] for x in (previous, current))
+    window = torch.outer(torch.hann_window(a.shape[0], periodic=False, device=a.device),
+                         torch.hann_window(a.shape[1], periodic=False, device=a.device))
+    fa, fb = (torch.fft.rfft2((x - x.mean()) * window) for x in (a, b))
+    cross = fb * fa.conj()
+    surface = torch.fft.irfft2(cross / cross.abs().clamp_min(1e-12), s=a.shape)
+    peak = int(surface.argmax())
+    py, px = divmod(peak, a.shape[1])
+    shift = []
+    for axis, p, size in ((1, px, a.shape[1]), (0, py, a.shape[0])):
+        step = [0, 0]
+        step[axis] = 1
+        lo = float(surface[(py - step[0]) % a.shape[0], (px - step[1]) % a.shape[1]])
+        hi = float(surface[(py + step[0]) % a.shape[0], (px + step[1]) % a.shape[1]])
+        mid = float(surface[py, px])
+        denominator = lo - 2 * mid + hi
+        offset = 0.5 * (lo - hi) / denominator if denominator < 0 else 0.0
+        wrapped = p if p <= size // 2 else p - size
+        shift.append(wrapped + max(-0.5, min(0.5, offset)))
+    return torch.tensor([shift], dtype=previous.dtype, device=previous.device)
 
 
 def pan(images: list[np.ndarray], frames_per_image: int = 8, shift: int = 4, flicker: float = 0.0,
