@@ -109,24 +109,20 @@ def build(out: Path, wheels: Path | None = None, python_version: str | None = No
 
     if out.exists() and any(out.iterdir()):
         raise SystemExit(f"{out}: exists and is not empty; remove it or choose another --out")
+    found = {}
+    if wheels is not None:
+        found = {pin: wheel_of(pin, wheels) for pin in locked_pins()}
+        if missing := [pin for pin, path in found.items() if path is None]:
+            raise SystemExit(f"{wheels}: no wheel of {', '.join(missing)}; run `python -m nir_colorize.offline.bundle "
+                             f"wheels --dest {wheels}` (make install) or leave out --wheels (needs the index)")
     features = lpips_weights.converted_path()
     if not features.is_file():
         raise SystemExit(f"{features}: missing; make it once with `python -m nir_colorize.offline` (make install)")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "wheels").mkdir()
+    (out / "wheels").mkdir(parents=True)
     if wheels is None:
         download_wheels(out / "wheels", python_version)
-    else:
-        missing = []
-        for pin in locked_pins():
-            found = wheel_of(pin, wheels)
-            if found is None:
-                missing.append(pin)
-            else:
-                shutil.copy2(found, out / "wheels" / found.name)
-        if missing:
-            raise SystemExit(f"{wheels}: no wheel of {', '.join(missing)}; run `python -m nir_colorize.offline.bundle "
-                             f"wheels --dest {wheels}` (make install) or leave out --wheels (needs the index)")
+    for path in found.values():
+        shutil.copy2(path, out / "wheels" / path.name)
     copy_source(out / "src")
     (out / "cache" / "lpips").mkdir(parents=True)
     shutil.copy2(features, out / "cache" / "lpips" / features.name)
