@@ -20,6 +20,7 @@ LAYERS = {
     "nir_colorize.shipped": 3, "nir_colorize.results": 3, "nir_colorize.testing": 3, "nir_colorize.callbacks": 3,
     "nir_colorize.init_weights": 3, "nir_colorize.video": 3, "nir_colorize.scale": 3,
     "nir_colorize.loading": 4, "nir_colorize.pipeline": 4, "nir_colorize.report": 4, "nir_colorize.bench": 4,
+    "nir_colorize.offline.bundle": 4,
     **{f"nir_colorize.{entry}": 5 for entry in ("train", "eval", "predict", "export", "demo", "app")},
 }
 ENTRY = 5
