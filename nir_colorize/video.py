@@ -14,7 +14,8 @@ global motion (``global_shift``: phase correlation of the NIR frames, for pans) 
 changed on its own (moving objects, content entering the frame), which keeps colours from trailing
 (experiments/video_chroma). A scene cut (mean |NIR change| above ``scene_cut``) restarts the average, so that one scene's
 colours do not bleed into the next. It measures the mean frame-to-frame chroma change of the frames before
-and after smoothing (cuts left out).
+and after smoothing (cuts left out), after following the frame's global motion (``moved_change``): the colour
+flicker, not the change that a pan itself brings (which a plain average "lowers" by smearing).
 """
 
 from __future__ import annotations
@@ -285,8 +286,8 @@ class ChromaSmoother:
     ``smoother(rgb, nir)`` takes each (1, 3, H, W) frame in [0, 1] (and its NIR input, which detects scene
     cuts; without it, the frame's Y does) in order and returns it with U, V replaced by their moving average
     (``weight`` 0: unchanged); a scene cut (``scene_cut``; None: never) or a frame of another size restarts
-    the average. ``change()``: mean absolute U, V difference between consecutive
-    frames of one scene (YUV of [0, 1] RGB, so x 255 is in 8-bit levels), of the frames as they came
+    the average. ``change()``: mean absolute U, V difference between consecutive frames of one scene, the
+    previous one moved by the global shift (``moved_change``; YUV of [0, 1] RGB, so x 255 is in 8-bit levels), of the frames as they came
     (``raw``) and as returned (``smoothed``)."""
 
     def __init__(self, weight: float = 0.0, scene_cut: float | None = SCENE_CUT, motion: bool = False,
@@ -314,8 +315,14 @@ class ChromaSmoother:
             self.average = self.previous = None
             self.cuts += 1
         out, out_uv = rgb, uv
+        shift = inside = None
+        if self.previous is not None:  # the frame's global motion: followed by the average, left out of the measure
+            from kornia.geometry.transform import translate
+
+            shift = global_shift(self.previous[0], guide)
+            inside = translate(torch.ones_like(guide[:, :1]), shift, padding_mode="zeros", align_corners=True) > 0.999
         if self.weight > 0 and self.motion and self.average is not None:
-            self.average = self._follow(guide, uv)
+            self.average = self._follow(guide, uv, shift, inside)
         elif self.weight > 0:
             self.average = uv.clone() if self.average is None else self.average.mul_(self.weight).add_(
                 uv, alpha=1 - self.weight)
@@ -324,23 +331,23 @@ class ChromaSmoother:
             out_uv = rgb_to_yuv(out)[:, 1:]
         if self.previous is not None:
             self.pairs += 1
-            self.raw_sum += float((uv - self.previous[1]).abs().mean())
-            self.smoothed_sum += float((out_uv - self.previous[2]).abs().mean())
+            self.raw_sum += moved_change(self.previous[1], uv, shift, inside)
+            self.smoothed_sum += moved_change(self.previous[2], out_uv, shift, inside)
         self.previous = (guide, uv, out_uv)
         return out
 
-    def _follow(self, guide: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
-        """The average moved with the frame (its global shift, ``global_shift`` of the guides), then blended with
-        ``uv`` at ``weight`` only where the moved previous guide still matches this one (``moved``: the largest
-        |guide change| averaged; elsewhere, new content or objects that move on their own, ``uv`` alone)."""
+    def _follow(self, guide: torch.Tensor, uv: torch.Tensor, shift: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+        """The average moved with the frame (its global ``shift``), then blended with ``uv`` at ``weight`` only where
+        the moved previous guide still matches this one (``moved``: the largest |guide change| averaged, after
+        matching the two guides' gains; elsewhere, new content or objects that move on their own, ``uv`` alone)."""
         from kornia.filters import box_blur
         from kornia.geometry.transform import translate
 
-        shift = global_shift(self.previous[0], guide)
         moved_average = translate(self.average, shift, padding_mode="zeros", align_corners=True)
         moved_guide = translate(self.previous[0], shift, padding_mode="zeros", align_corners=True)
-        inside = translate(torch.ones_like(guide[:, :1]), shift, padding_mode="zeros", align_corners=True) > 0.999
-        change = box_blur((guide - moved_guide).abs().mean(1, keepdim=True), 5)
+        # an exposure that hunts changes the NIR's gain, not what moved: match the gains before comparing
+        gain = guide.mean(1, keepdim=True)[inside].mean() / moved_guide.mean(1, keepdim=True)[inside].mean().clamp_min(1e-6)
+        change = box_blur((guide - gain * moved_guide).abs().mean(1, keepdim=True), 5)
         keep = self.weight * (inside & (change < self.moved)).float()
         return moved_average * keep + uv * (1 - keep)
 
@@ -361,6 +368,15 @@ class ChromaSmoother:
             return f"mean frame-to-frame chroma change: {raw:.3f}/255 (video.chroma_smoothing=0: unsmoothed{cuts})"
         return (f"mean frame-to-frame chroma change: {raw:.3f}/255 without smoothing, {smoothed:.3f}/255 with "
                 f"video.chroma_smoothing={self.weight:g} ({smoothed / raw if raw else 1:.0%}{cuts})")
+
+
+def moved_change(previous_uv: torch.Tensor, uv: torch.Tensor, shift: torch.Tensor, inside: torch.Tensor) -> float:
+    """Mean |U, V change| from the previous frame, moved by the frame's global ``shift``, to this one, over the
+    pixels both show (``inside``): colour flicker, without the change that the motion itself brings."""
+    from kornia.geometry.transform import translate
+
+    moved = translate(previous_uv, shift, padding_mode="zeros", align_corners=True)
+    return float((uv - moved).abs().mean(1, keepdim=True)[inside].mean())
 
 
 def global_shift(previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
