@@ -23,6 +23,9 @@ for who in shipped "$NAME"; do
   [[ -f $RUNS/VA_$who/per_image.csv ]] || ev "VA_$who" split=val "${model[@]}" data.test_resize=2.6667 scale=auto restore=band tta=true
   [[ -f $RUNS/VS_$who/per_image.csv ]] || ev "VS_$who" split=val "${model[@]}" scale=1 tta=false
 done
+for run in VA_shipped VS_shipped "VA_$NAME" "VS_$NAME"; do
+  mkdir -p "$OUT/runs/$run" && cp "$RUNS/$run"/{metrics.json,metrics.md,per_image.csv} "$OUT/runs/$run/"
+done
 cmp "$RUNS/VA_shipped" "$RUNS/VA_$NAME" "$OUT/$NAME/vs_shipped_val_camera_scale.md"
 cmp "$RUNS/VS_shipped" "$RUNS/VS_$NAME" "$OUT/$NAME/vs_shipped_val_stored_size.md"
 [[ ${VAL_ONLY:-0} == 1 ]] && exit 0
@@ -32,6 +35,6 @@ ev "S_${NAME}" ckpt_path="$CKPT" scale=1 tta=false
 for pair in "A_auto_bandtta A_${NAME} camera_scale" "B_f267_band B_${NAME} real_detail" "B_scale1 S_${NAME} stored_size"; do
   set -- $pair
   cmp "$OUT/runs/$1" "$RUNS/$2" "$OUT/$NAME/vs_shipped_$3.md"
-  mkdir -p "$OUT/runs/$2" && cp "$RUNS/$2"/{metrics.json,metrics.md,per_image.csv,overrides.yaml} "$OUT/runs/$2/" 2>/dev/null || true
+  mkdir -p "$OUT/runs/$2" && cp "$RUNS/$2"/{metrics.json,metrics.md,per_image.csv} "$OUT/runs/$2/"
 done
 PYTHONPATH=. $PY $OUT/summarize.py $OUT/runs > $OUT/table.md
