@@ -30,3 +30,14 @@ $PY -m nir_colorize.train -m seed=43,44 +experiment=ablation_colornet,ablation_a
 SEEDS=$(newest)
 keep "$SEEDS" $OUT/seeds
 $PY -m nir_colorize.report "$SWEEP" --out $OUT --images 6 --seeds "$SEEDS" --note "$(cat $OUT/NOTE.md)"
+# The project's best from-scratch recipe (L1, Adam 1e-3, one warm-up epoch then cosine) for SCD and ColorNet only:
+# does the ranking depend on the recipe? Same data, crops, batch, seed and epochs; paired tables in l1_cosine/.
+$PY -m nir_colorize.train -m +experiment=ablation_colornet,ablation_scd +recipe=l1_cosine module.loss=l1 \
+  module.loss_reduction=mean module.lr=1e-3 module.schedule=cosine module.warmup_epochs=1 "${COMMON[@]}"
+L1=$(newest)
+keep "$L1" $OUT/l1_cosine/runs
+cmp() { $PY -m nir_colorize.report.compare "$1/test" "$2/test" --metrics mae psnr ssim delta_e_ab lpips --out "$3" > /dev/null; }
+cmp $OUT/runs/2 $OUT/runs/0 $OUT/l1_cosine/colornet_vs_scd_l2.md                # L2: ColorNet - SCD
+cmp $OUT/l1_cosine/runs/1 $OUT/l1_cosine/runs/0 $OUT/l1_cosine/colornet_vs_scd_l1.md  # L1 + cosine: ColorNet - SCD
+cmp $OUT/runs/0 $OUT/l1_cosine/runs/0 $OUT/l1_cosine/colornet_l1_vs_l2.md
+cmp $OUT/runs/2 $OUT/l1_cosine/runs/1 $OUT/l1_cosine/scd_l1_vs_l2.md
