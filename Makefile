@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PIP) install -q -r requirements.lock
 	$(PIP) install -q --no-deps -e .
 	$(PY) -m nir_colorize.offline || echo "offline weights not prepared (see README)"  # LPIPS + VGG16 weights, WLS kernels
-	$(PY) -m nir_colorize.offline.bundle wheels --dest .cache/wheels  # this Python's GPU-bundle wheels (its install test)
+	$(PY) -m nir_colorize.offline.bundle wheels --dest .cache/wheels || echo "GPU-bundle wheels not downloaded: tests/test_gpu_bundle.py skips"  # its install test
 	touch $(STAMP)
 
 demo: install
