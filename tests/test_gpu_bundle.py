@@ -22,8 +22,9 @@ WHEELS = ROOT / ".cache" / "wheels"
 def local_wheels() -> Path:
     missing = [pin for pin in bundle.locked_pins() if bundle.wheel_of(pin, WHEELS) is None]
     if missing:  # under CI (.ci/run sets CI=true) the recipe must be tested: fail, not skip
-        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"no wheel of {', '.join(missing)} in {WHEELS}: make them once with "
-                    f"`python -m nir_colorize.offline.bundle wheels` (make install)")
+        give_up = pytest.fail if os.environ.get("CI") else pytest.skip
+        give_up(f"no wheel of {', '.join(missing)} in {WHEELS}: make them once with "
+                "`python -m nir_colorize.offline.bundle wheels` (make install)")
     return WHEELS
 
 
