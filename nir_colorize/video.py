@@ -317,10 +317,8 @@ class ChromaSmoother:
         out, out_uv = rgb, uv
         shift = inside = None
         if self.previous is not None:  # the frame's global motion: followed by the average, left out of the measure
-            from kornia.geometry.transform import translate
-
             shift = global_shift(self.previous[0], guide)
-            inside = translate(torch.ones_like(guide[:, :1]), shift, padding_mode="zeros", align_corners=True) > 0.999
+            inside = overlap(guide, shift)
         if self.weight > 0 and self.motion and self.average is not None:
             self.average = self._follow(guide, uv, shift, inside)
         elif self.weight > 0:
@@ -341,10 +339,8 @@ class ChromaSmoother:
         the moved previous guide still matches this one (``moved``: the largest |guide change| averaged, after
         matching the two guides' gains; elsewhere, new content or objects that move on their own, ``uv`` alone)."""
         from kornia.filters import box_blur
-        from kornia.geometry.transform import translate
 
-        moved_average = translate(self.average, shift, padding_mode="zeros", align_corners=True)
-        moved_guide = translate(self.previous[0], shift, padding_mode="zeros", align_corners=True)
+        moved_average, moved_guide = moved(self.average, shift), moved(self.previous[0], shift)
         # an exposure that hunts changes the NIR's gain, not what moved: match the gains before comparing
         gain = guide.mean(1, keepdim=True)[inside].mean() / moved_guide.mean(1, keepdim=True)[inside].mean().clamp_min(1e-6)
         change = box_blur((guide - gain * moved_guide).abs().mean(1, keepdim=True), 5)
@@ -370,13 +366,22 @@ class ChromaSmoother:
                 f"video.chroma_smoothing={self.weight:g} ({smoothed / raw if raw else 1:.0%}{cuts})")
 
 
-def moved_change(previous_uv: torch.Tensor, uv: torch.Tensor, shift: torch.Tensor, inside: torch.Tensor) -> float:
-    """Mean |U, V change| from the previous frame, moved by the frame's global ``shift``, to this one, over the
-    pixels both show (``inside``): colour flicker, without the change that the motion itself brings."""
+def moved(image: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """``image`` (B, C, H, W) moved by ``shift`` ((1, 2): dx, dy pixels; bilinear), zeros where nothing moved in."""
     from kornia.geometry.transform import translate
 
-    moved = translate(previous_uv, shift, padding_mode="zeros", align_corners=True)
-    return float((uv - moved).abs().mean(1, keepdim=True)[inside].mean())
+    return translate(image, shift, padding_mode="zeros", align_corners=True)
+
+
+def overlap(image: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """(1, 1, H, W) bool: the pixels of ``image``'s frame that ``moved(..., shift)`` fills from inside the frame."""
+    return moved(torch.ones_like(image[:, :1]), shift) > 0.999
+
+
+def moved_change(previous_uv: torch.Tensor, uv: torch.Tensor, shift: torch.Tensor, inside: torch.Tensor) -> float:
+    """Mean |U, V change| from the previous frame, moved by the frame's global ``shift``, to this one, over the
+    pixels both show (``inside``, ``overlap``): colour flicker, without the change that the motion itself brings."""
+    return float((uv - moved(previous_uv, shift)).abs().mean(1, keepdim=True)[inside].mean())
 
 
 def global_shift(previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
@@ -389,20 +394,17 @@ def global_shift(previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
     fa, fb = (torch.fft.rfft2((x - x.mean()) * window) for x in (a, b))
     cross = fb * fa.conj()
     surface = torch.fft.irfft2(cross / cross.abs().clamp_min(1e-12), s=a.shape)
-    peak = int(surface.argmax())
-    py, px = divmod(peak, a.shape[1])
-    shift = []
-    for axis, p, size in ((1, px, a.shape[1]), (0, py, a.shape[0])):
-        step = [0, 0]
-        step[axis] = 1
-        lo = float(surface[(py - step[0]) % a.shape[0], (px - step[1]) % a.shape[1]])
-        hi = float(surface[(py + step[0]) % a.shape[0], (px + step[1]) % a.shape[1]])
-        mid = float(surface[py, px])
-        denominator = lo - 2 * mid + hi
-        offset = 0.5 * (lo - hi) / denominator if denominator < 0 else 0.0
-        wrapped = p if p <= size // 2 else p - size
-        shift.append(wrapped + max(-0.5, min(0.5, offset)))
-    return torch.tensor([shift], dtype=previous.dtype, device=previous.device)
+    height, width = a.shape
+    py, px = divmod(int(surface.argmax()), width)
+
+    def refined(p: int, size: int, values: torch.Tensor) -> float:  # the peak's row or column, wrapped
+        lo, mid, hi = (float(values[(p + k) % size]) for k in (-1, 0, 1))
+        curvature = lo - 2 * mid + hi
+        offset = 0.5 * (lo - hi) / curvature if curvature < 0 else 0.0
+        return (p if p <= size // 2 else p - size) + max(-0.5, min(0.5, offset))
+
+    dx, dy = refined(px, width, surface[py]), refined(py, height, surface[:, px])
+    return torch.tensor([[dx, dy]], dtype=previous.dtype, device=previous.device)
 
 
 def pan(images: list[np.ndarray], frames_per_image: int = 8, shift: int = 4, flicker: float = 0.0,

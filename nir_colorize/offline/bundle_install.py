@@ -18,6 +18,7 @@ Standard library only: it runs before any dependency is installed.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shlex
@@ -126,10 +127,9 @@ def pip_install(py: Path) -> None:
 def check_imports(py: Path) -> str:
     """Import the entry points in the venv: an error names the missing module; returns the optional features that
     are off (their package is missing)."""
-    code = ("import importlib, importlib.util, json, sys\n"
+    code = ("import importlib, importlib.util, json\n"
             f"for name in {ENTRY_POINTS!r}:\n"
             "    importlib.import_module(name)\n"
-            "import torch; assert torch.__file__, 'torch'\n"
             f"print(json.dumps([k for k in {sorted(OPTIONAL)!r} if importlib.util.find_spec(k.split('.')[0]) is None"
             " or (('.' in k) and importlib.util.find_spec(k) is None)]))")
     done = subprocess.run([str(py), "-c", code], capture_output=True, text=True)
@@ -139,8 +139,6 @@ def check_imports(py: Path) -> str:
                 "version requirements.lock pins) on a machine with the index into wheels/ and run install.py again"
                 if missing else done.stderr.strip().splitlines()[-1])
         raise InstallError(f"nir_colorize does not import in {py}: {hint}")
-    import json
-
     off = json.loads(done.stdout.strip().splitlines()[-1])
     return ", ".join(f"{OPTIONAL[k]} (no {k.split('.')[-1]})" for k in off)
 
