@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +62,12 @@ def test_groups_split_the_paired_differences(tmp_path: Path, capsys: pytest.Capt
     groups.write_text("image;type\n")
     assert main([str(tmp_path / "a"), str(tmp_path / "b"), "--groups", str(groups)]) == 2
     assert "header `name,<group>`" in capsys.readouterr().err
+
+
+def test_the_command_line_runs_without_runpy_warnings(tmp_path: Path) -> None:
+    a = _write(tmp_path / "a", {"x": 18.0, "y": 19.0}, {"x", "y"})
+    b = _write(tmp_path / "b", {"x": 18.5, "y": 19.5}, {"x", "y"})
+    done = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m", "nir_colorize.report.compare",
+                           str(a), str(b)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "+0.5000" in done.stdout and "Warning" not in done.stderr
