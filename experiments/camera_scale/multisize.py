@@ -2,15 +2,15 @@
 
 The shipped model on the validation split upsized 2.67x (the camera-scale check A, on val: no test image decides a
 default), colorized at the defaults (384-pixel long side, band restoration, flip-averaged) and averaged over the
-restored outputs of several working long sides. Writes one ``per_image.csv`` per variant under ``OUT`` and the
-paired comparisons against the single size (``report.compare``); run:
+restored outputs of several working long sides. Writes each variant's results under ``OUT`` (``results.write_results``)
+and the paired comparisons against the single size, also split by source (VCIP crops, whole scene frames:
+``report.compare --groups``); run:
 
     NIR_COLORIZE_DATA=... python experiments/camera_scale/multisize.py experiments/camera_scale/multisize
 """
 
 from __future__ import annotations
 
-import csv
 import sys
 import time
 from pathlib import Path
@@ -23,6 +23,7 @@ from nir_colorize import loading
 from nir_colorize.data.dataset import to_unit
 from nir_colorize.metrics.functional import per_image
 from nir_colorize.report import compare
+from nir_colorize.results import write_results
 from nir_colorize.scale import colorize_at_scale
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,13 +54,13 @@ def main(out: Path) -> None:
                 rows[variant].append({"set": "val", "name": batch["name"][0], "stage": "raw", "clean": "True",
                                       **{m: float(v[0]) for m, v in scores.items()}})
     for variant, table in rows.items():
-        (out / variant).mkdir(parents=True, exist_ok=True)
-        with open(out / variant / "per_image.csv", "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(table[0]))
-            writer.writeheader()
-            writer.writerows(table)
+        write_results(out / variant, table, {"title": f"Camera scale, validation split: working long sides "
+                                                      f"{VARIANTS[variant]}"})
+    groups = out / "sources.csv"  # VCIP crops or whole scene frames, from the data module's image names
+    groups.write_text("name,source\n" + "".join(f"{row['name']},{row['name'].split('_')[0]}\n"
+                                                 for row in rows["single_384"]))
     for variant in list(VARIANTS)[1:]:
-        compare.main([str(out / "single_384"), str(out / variant), "--metrics", *METRICS,
+        compare.main([str(out / "single_384"), str(out / variant), "--metrics", *METRICS, "--groups", str(groups),
                       "--out", str(out / f"{variant}_vs_single.md")])
     total = sum(seconds.values())
     print("network + restore seconds per long side (whole val split): "
